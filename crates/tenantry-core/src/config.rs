@@ -1,0 +1,454 @@
+//! `tenantry.toml`: one file, typed, validated once at load, then passed explicitly.
+//!
+//! The file is found by `--config PATH`, then `$TENANTRY_CONFIG`, then `./tenantry.toml`.
+//! Environment variables `TENANTRY_<SECTION>__<KEY>` override single values (for example
+//! `TENANTRY_CATALOG__URL`). Relative paths in the file are relative to the file's directory,
+//! so a configuration works from wherever the binary is started.
+
+use crate::ids::Slug;
+use crate::isolation::Engine;
+use crate::placement::{Override, Plan, Rule, SchemaFallback};
+use crate::shard::ShardState;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The commented default configuration `tenantry init` writes.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the catalog (tenants, audit, outbox, operations) is stored.
+    pub catalog: CatalogConfig,
+    /// Where tenants' files are kept.
+    pub storage: StorageConfig,
+    /// The tenant application whose schema every tenant space receives.
+    pub application: ApplicationConfig,
+    /// Residency units, by name (`eu-west`).
+    pub regions: BTreeMap<String, RegionConfig>,
+    /// Database servers (or SQLite directories), each in one region.
+    #[serde(default)]
+    pub shards: Vec<ShardConfig>,
+    /// Plans, by name, with their defaults.
+    pub plans: BTreeMap<String, Plan>,
+    /// How tenants are placed beyond their plan's defaults.
+    #[serde(default)]
+    pub placement: PlacementConfig,
+    /// The directory the file was loaded from; relative paths were resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// The catalog store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// `sqlite://PATH` (created when missing) or, later, `postgres://…`.
+    pub url: String,
+}
+
+/// Tenant storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Root directory; each tenant gets `<root>/<region>/tenants/<tenant id>/`.
+    pub root: PathBuf,
+}
+
+/// The tenant application.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationConfig {
+    /// A name for people.
+    pub name: String,
+    /// Directory of versioned migrations, one sub-directory per engine (`sqlite/`, `postgres/`),
+    /// files named `<version>_<description>.sql`.
+    pub migrations: PathBuf,
+    /// Directory of seed files, applied once per tenant in name order.
+    pub seeds: PathBuf,
+}
+
+/// One region.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// The shard holding the region's shared database; the region's first shard when absent.
+    #[serde(default)]
+    pub shared_shard: Option<String>,
+}
+
+/// One shard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardConfig {
+    /// Unique name; also used in file and database names.
+    pub name: String,
+    /// The region it serves.
+    pub region: String,
+    /// `sqlite` or `postgres`.
+    pub engine: Engine,
+    /// Admin connection URL, for PostgreSQL shards.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Directory of tenant files, for SQLite shards.
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+    /// How many tenant databases it may hold.
+    #[serde(default = "default_capacity")]
+    pub capacity: u32,
+    /// `active` or `draining` (takes no new tenants).
+    #[serde(default)]
+    pub state: ShardState,
+}
+
+fn default_capacity() -> u32 {
+    1000
+}
+
+/// Placement beyond the plans.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementConfig {
+    /// What a `schema` placement becomes where the region cannot host schemas.
+    #[serde(default)]
+    pub schema_fallback: SchemaFallback,
+    /// Ordered rules; the first that matches decides.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Per-tenant overrides, by slug.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, Override>,
+}
+
+/// One thing wrong with a configuration: the key and the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub problem: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.problem)
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No file at any of the places looked at.
+    #[error(
+        "no configuration found at {0}; run `tenantry init` to write one, or pass --config PATH"
+    )]
+    NotFound(String),
+    /// The file is not valid TOML or does not fit the expected shape.
+    #[error("{path}: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: Box<figment::Error>,
+    },
+    /// The file parsed but its values do not hold together.
+    #[error("{path} is invalid:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { path: String, problems: Vec<Problem> },
+}
+
+impl Config {
+    /// Finds the configuration file: `explicit`, then `$TENANTRY_CONFIG`, then `./tenantry.toml`.
+    pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+        let candidate = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("TENANTRY_CONFIG").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("tenantry.toml"));
+        if candidate.is_file() {
+            Ok(candidate)
+        } else {
+            Err(ConfigError::NotFound(candidate.display().to_string()))
+        }
+    }
+
+    /// Loads, resolves relative paths, and validates the file at `path`, with environment
+    /// overrides applied.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let display = path.display().to_string();
+        let figment = Figment::new().merge(Toml::file_exact(path)).merge(
+            Env::prefixed("TENANTRY_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
+        let mut config: Config = figment.extract().map_err(|e| ConfigError::Parse {
+            path: display.clone(),
+            source: Box::new(e),
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        config.base_dir = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        config.resolve_paths();
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: display,
+                problems,
+            })
+        }
+    }
+
+    fn resolve_paths(&mut self) {
+        let base = self.base_dir.clone();
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.storage.root);
+        abs(&mut self.application.migrations);
+        abs(&mut self.application.seeds);
+        for shard in &mut self.shards {
+            if let Some(dir) = shard.directory.as_mut() {
+                abs(dir);
+            }
+        }
+        if let Some(rest) = self.catalog.url.strip_prefix("sqlite://") {
+            let p = Path::new(rest.split('?').next().unwrap_or(rest));
+            if p.is_relative() && rest != ":memory:" {
+                self.catalog.url = format!("sqlite://{}", base.join(rest).display());
+            }
+        }
+    }
+
+    /// Everything that does not hold together, each with its key.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut problem = |key: String, problem: String| out.push(Problem { key, problem });
+        let regions = || self.regions.keys().cloned().collect::<Vec<_>>().join(", ");
+
+        if !(self.catalog.url.starts_with("sqlite://") || self.catalog.url.starts_with("postgres"))
+        {
+            problem(
+                "catalog.url".into(),
+                format!(
+                    "{:?} is neither sqlite://PATH nor postgres://…",
+                    self.catalog.url
+                ),
+            );
+        }
+        for (key, dir) in [
+            ("application.migrations", &self.application.migrations),
+            ("application.seeds", &self.application.seeds),
+        ] {
+            if !dir.is_dir() {
+                problem(
+                    key.into(),
+                    format!("directory {} does not exist", dir.display()),
+                );
+            }
+        }
+        if self.regions.is_empty() {
+            problem(
+                "regions".into(),
+                "no region is declared; add one, e.g. [regions.eu-west]".into(),
+            );
+        }
+        for name in self.regions.keys() {
+            if Slug::parse(name).is_err() {
+                problem(
+                    format!("regions.{name}"),
+                    "a region name is lower-case letters, digits and '-'".into(),
+                );
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, s) in self.shards.iter().enumerate() {
+            let key = format!("shards[{i}]");
+            if let Err(e) = Slug::parse(&s.name) {
+                problem(format!("{key}.name"), e.to_string().replace("slug", "shard name"));
+            }
+            if !seen.insert(&s.name) {
+                problem(
+                    format!("{key}.name"),
+                    format!("shard {:?} is declared twice", s.name),
+                );
+            }
+            if !self.regions.contains_key(&s.region) {
+                problem(
+                    format!("{key}.region"),
+                    format!(
+                        "unknown region {:?}; declared regions: {}",
+                        s.region,
+                        regions()
+                    ),
+                );
+            }
+            match s.engine {
+                Engine::Sqlite if s.directory.is_none() => problem(
+                    format!("{key}.directory"),
+                    "a sqlite shard needs a directory for its files".into(),
+                ),
+                Engine::Postgres if s.url.is_none() => problem(
+                    format!("{key}.url"),
+                    "a postgres shard needs the admin connection url".into(),
+                ),
+                _ => {}
+            }
+            if s.capacity == 0 {
+                problem(
+                    format!("{key}.capacity"),
+                    "capacity must be at least 1".into(),
+                );
+            }
+        }
+        for (name, region) in &self.regions {
+            let own: Vec<&ShardConfig> = self.shards.iter().filter(|s| &s.region == name).collect();
+            if own.is_empty() {
+                problem(
+                    format!("regions.{name}"),
+                    "the region has no shard; add a [[shards]] entry with this region".into(),
+                );
+            }
+            if let Some(shared) = &region.shared_shard
+                && !own.iter().any(|s| &s.name == shared)
+            {
+                problem(
+                    format!("regions.{name}.shared_shard"),
+                    format!("{shared:?} is not a shard of this region"),
+                );
+            }
+        }
+        if self.plans.is_empty() {
+            problem(
+                "plans".into(),
+                "no plan is declared; add one, e.g. [plans.standard]".into(),
+            );
+        }
+        for (i, rule) in self.placement.rules.iter().enumerate() {
+            let key = format!("placement.rules[{i}]");
+            if rule.name.trim().is_empty() {
+                problem(format!("{key}.name"), "a rule needs a name".into());
+            }
+            for plan in &rule.when.plans {
+                if !self.plans.contains_key(plan) {
+                    problem(
+                        format!("{key}.when.plans"),
+                        format!("unknown plan {plan:?}"),
+                    );
+                }
+            }
+            for region in &rule.when.regions {
+                if !self.regions.contains_key(region) {
+                    problem(
+                        format!("{key}.when.regions"),
+                        format!("unknown region {region:?}"),
+                    );
+                }
+            }
+            if rule.isolation.is_none() && rule.compute.is_none() {
+                problem(
+                    key.clone(),
+                    "the rule sets neither isolation nor compute".into(),
+                );
+            }
+        }
+        for (slug, o) in &self.placement.overrides {
+            let key = format!("placement.overrides.{slug}");
+            if let Err(e) = Slug::parse(slug) {
+                problem(key.clone(), e.to_string());
+            }
+            if let Some(shard) = &o.shard
+                && !self.shards.iter().any(|s| &s.name == shard)
+            {
+                problem(format!("{key}.shard"), format!("unknown shard {shard:?}"));
+            }
+        }
+        out
+    }
+
+    /// The plan called `name`.
+    pub fn plan(&self, name: &str) -> Option<&Plan> {
+        self.plans.get(name)
+    }
+
+    /// The shard called `name`.
+    pub fn shard(&self, name: &str) -> Option<&ShardConfig> {
+        self.shards.iter().find(|s| s.name == name)
+    }
+
+    /// The name of the shard holding `region`'s shared database.
+    pub fn shared_shard(&self, region: &str) -> Option<&ShardConfig> {
+        let declared = self
+            .regions
+            .get(region)?
+            .shared_shard
+            .as_deref()
+            .and_then(|n| self.shard(n));
+        declared.or_else(|| self.shards.iter().find(|s| s.region == region))
+    }
+
+    /// The placement policy the configuration declares.
+    pub fn policy(&self) -> crate::placement::Policy<'_> {
+        crate::placement::Policy {
+            plans: &self.plans,
+            rules: &self.placement.rules,
+            overrides: &self.placement.overrides,
+            schema_fallback: self.placement.schema_fallback,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes the default configuration and an (empty) application into a temporary directory.
+    fn make_test_dir(toml: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("app/migrations")).unwrap();
+        std::fs::create_dir_all(dir.path().join("app/seeds")).unwrap();
+        std::fs::write(dir.path().join("tenantry.toml"), toml).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_default_configuration_loads_and_resolves_paths() {
+        let dir = make_test_dir(DEFAULT_TOML);
+        let config = Config::load(&dir.path().join("tenantry.toml")).unwrap();
+        assert_eq!(
+            config.regions.keys().collect::<Vec<_>>(),
+            ["eu-west", "us-east"]
+        );
+        assert!(config.storage.root.is_absolute());
+        assert!(config.catalog.url.starts_with("sqlite:///"));
+        for plan in ["free", "standard", "business", "premium", "enterprise"] {
+            assert!(config.plan(plan).is_some(), "{plan}");
+        }
+        assert_eq!(config.shared_shard("us-east").unwrap().region, "us-east");
+    }
+
+    #[test]
+    fn problems_name_the_key() {
+        let broken = DEFAULT_TOML.replace("region = \"us-east\"", "region = \"us-est\"");
+        let dir = make_test_dir(&broken);
+        let err = Config::load(&dir.path().join("tenantry.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("shards[1].region: unknown region \"us-est\""), "{msg}");
+        assert!(msg.contains("regions.us-east: the region has no shard"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = make_test_dir(&format!("{DEFAULT_TOML}\n[telemetry]\nenabled = true\n"));
+        let msg = Config::load(&dir.path().join("tenantry.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("telemetry"), "{msg}");
+    }
+}

@@ -1,0 +1,70 @@
+//! Lifecycle events. They are written to the catalog's outbox in the same transaction as the
+//! state change they describe, so an event exists exactly when its change does.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The kinds of lifecycle event, named as consumers see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    /// A tenant was requested and recorded.
+    TenantCreated,
+    /// Its space, data, identity and storage exist.
+    TenantProvisioned,
+    /// It is serving.
+    TenantActivated,
+    /// It stopped serving; data and storage are kept.
+    TenantSuspended,
+    /// It serves again after a suspension.
+    TenantResumed,
+    /// Its space and storage are removed; the catalog keeps its record.
+    TenantDeleted,
+    /// An operation on it failed; the payload names the step and the error.
+    TenantFailed,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 7] = [
+        EventType::TenantCreated,
+        EventType::TenantProvisioned,
+        EventType::TenantActivated,
+        EventType::TenantSuspended,
+        EventType::TenantResumed,
+        EventType::TenantDeleted,
+        EventType::TenantFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::TenantCreated => "TenantCreated",
+            EventType::TenantProvisioned => "TenantProvisioned",
+            EventType::TenantActivated => "TenantActivated",
+            EventType::TenantSuspended => "TenantSuspended",
+            EventType::TenantResumed => "TenantResumed",
+            EventType::TenantDeleted => "TenantDeleted",
+            EventType::TenantFailed => "TenantFailed",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event type name that is not known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown event type {0:?}")]
+pub struct UnknownEventType(pub String);
+
+impl FromStr for EventType {
+    type Err = UnknownEventType;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownEventType(s.to_owned()))
+    }
+}
