@@ -1,1 +1,36 @@
-//! placeholder
+//! The catalog: Tenantry's record of every tenant, what happened to it, what it announced, and
+//! what is being done to it.
+//!
+//! ## What do we store?
+//! - `shards`: the servers (or SQLite directories) tenant spaces live on, from the configuration
+//!   and from `tenantry shard add`.
+//! - `tenants`: one row per tenant, with its placement decision (rule and reason) and its space.
+//!   Deleted tenants keep their row, in state `deleted`, for audit.
+//! - `transitions`: every state change (from, to, trigger, actor, details, at).
+//! - `outbox`: lifecycle events, in the same transaction as the change they describe.
+//! - `operations` and `operation_steps`: durable operations with a checkpoint per step.
+//!
+//! # Layout
+//! - [`model`]: the records the catalog reads and writes.
+//! - [`store`]: the [`CatalogStore`] trait every backend implements.
+//! - [`sqlite`]: the embedded SQLite backend.
+//! - [`error`]: the catalog's error type.
+
+pub mod error;
+pub mod model;
+pub mod sqlite;
+pub mod store;
+
+pub use error::{CatalogError, Result};
+pub use store::CatalogStore;
+
+use std::sync::Arc;
+
+/// Opens the catalog named by `url` and brings its schema up to date.
+pub async fn open(url: &str) -> Result<Arc<dyn CatalogStore>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteCatalog::open(url).await?))
+    } else {
+        Err(CatalogError::UnsupportedUrl(url.to_owned()))
+    }
+}

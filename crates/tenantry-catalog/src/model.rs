@@ -1,0 +1,256 @@
+//! The records the catalog keeps.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+use tenantry_core::events::EventType;
+use tenantry_core::placement::{Characteristics, Placement};
+use tenantry_core::shard::ShardState;
+use tenantry_core::space::Space;
+use tenantry_core::{Compute, Engine, Isolation, TenantId, TenantState};
+use uuid::Uuid;
+
+/// A tenant as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub plan: String,
+    pub region: String,
+    pub state: TenantState,
+    pub isolation: Isolation,
+    pub compute: Compute,
+    /// The shard holding the tenant's space.
+    pub shard: String,
+    /// The placement decision, with the rule that decided and why.
+    pub placement: Placement,
+    /// What placement was decided from.
+    pub characteristics: Characteristics,
+    /// Where its data lives, once the space is created.
+    pub space: Option<Space>,
+    pub admin_email: String,
+    /// The version of the newest migration applied to its space.
+    pub schema_version: Option<i64>,
+    /// The step and error of the operation that failed it, while it is `failed`.
+    pub failure: Option<Failure>,
+    /// Bumped whenever its placement changes, so that stale routers can tell.
+    pub epoch: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Why a tenant is `failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub operation: Uuid,
+    pub step: String,
+    pub error: String,
+}
+
+/// A tenant to record.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub characteristics: Characteristics,
+    pub placement: Placement,
+    pub shard: String,
+    pub admin_email: String,
+}
+
+/// A change to a tenant's recorded fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TenantUpdate {
+    pub space: Option<Option<Space>>,
+    pub schema_version: Option<Option<i64>>,
+    pub failure: Option<Option<Failure>>,
+}
+
+/// Who changed what, and why: the context of a transition, kept in the audit table.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    /// What triggered the change: a command, an API call, or an operation's step.
+    pub trigger: String,
+    /// Who asked: `cli:<user>`, a token name, or `system`.
+    pub actor: String,
+    /// Anything else worth keeping.
+    pub details: Value,
+}
+
+/// One row of a tenant's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub id: i64,
+    pub tenant_id: TenantId,
+    pub from: Option<TenantState>,
+    pub to: TenantState,
+    pub trigger: String,
+    pub actor: String,
+    pub details: Value,
+    pub at: DateTime<Utc>,
+}
+
+/// An event to publish with a change.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_type: EventType,
+    pub payload: Value,
+}
+
+/// An event in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the outbox: events of one tenant are in lifecycle order by `seq`.
+    pub seq: i64,
+    /// Stable id, for consumers' de-duplication.
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub event_type: EventType,
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// A shard as registered in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub name: String,
+    pub region: String,
+    pub engine: Engine,
+    /// Admin URL (PostgreSQL); may hold a password, so it is never shown.
+    #[serde(skip_serializing)]
+    pub url: Option<String>,
+    pub directory: Option<String>,
+    pub capacity: u32,
+    pub state: ShardState,
+    /// Tenant databases it holds now.
+    pub used: u32,
+}
+
+macro_rules! words {
+    ($(#[$m:meta])* $ty:ident { $($(#[$vm:meta])* $variant:ident => $word:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $ty { $($(#[$vm])* $variant),+ }
+        impl $ty {
+            pub fn as_str(self) -> &'static str { match self { $($ty::$variant => $word),+ } }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s { $($word => Ok($ty::$variant),)+ _ => Err(format!("unknown {} {s:?}", stringify!($ty))) }
+            }
+        }
+    };
+}
+
+words!(
+    /// What an operation does.
+    OperationKind {
+        Provision => "provision",
+        Suspend => "suspend",
+        Resume => "resume",
+        Delete => "delete",
+    }
+);
+
+words!(
+    /// Where an operation is.
+    OperationState {
+        /// Queued; no worker has it.
+        Pending => "pending",
+        /// A worker is running its steps.
+        Running => "running",
+        /// A step failed for good; completed steps are being undone.
+        RollingBack => "rolling_back",
+        /// Every step is done.
+        Succeeded => "succeeded",
+        /// It failed; its completed steps were undone.
+        Failed => "failed",
+    }
+);
+
+words!(
+    /// Where one step of an operation is.
+    StepState {
+        Pending => "pending",
+        Running => "running",
+        Done => "done",
+        Undone => "undone",
+        Failed => "failed",
+    }
+);
+
+impl OperationState {
+    /// Whether the operation still needs a worker.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            OperationState::Pending | OperationState::Running | OperationState::RollingBack
+        )
+    }
+}
+
+/// A durable operation on one tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub kind: OperationKind,
+    pub state: OperationState,
+    /// What the operation was asked to do (beyond the tenant's record).
+    pub params: Value,
+    pub error: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub steps: Vec<Step>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One step of an operation, with its checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub idx: i64,
+    pub name: String,
+    pub state: StepState,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// An operation to queue.
+#[derive(Debug, Clone)]
+pub struct NewOperation {
+    pub id: Uuid,
+    pub kind: OperationKind,
+    pub steps: Vec<&'static str>,
+    pub params: Value,
+}
+
+/// A step's checkpoint written in the same transaction as a state change, so that a step
+/// whose effect is the transition itself is done exactly once.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint {
+    pub operation: Uuid,
+    pub step: i64,
+}
+
+/// Which tenants to list.
+#[derive(Debug, Clone, Default)]
+pub struct TenantFilter {
+    pub state: Option<TenantState>,
+    pub region: Option<String>,
+    pub isolation: Option<Isolation>,
+    pub plan: Option<String>,
+    /// Include deleted tenants.
+    pub include_deleted: bool,
+}

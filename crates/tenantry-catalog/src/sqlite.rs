@@ -1,0 +1,656 @@
+//! The catalog on SQLite: the embedded default, for one process.
+//!
+//! Writes run in `BEGIN IMMEDIATE` transactions so that two writers queue on the database lock
+//! instead of failing half-way through an upgrade from a read lock.
+
+use crate::error::is_unique_violation;
+use crate::model::*;
+use crate::store::CatalogStore;
+use crate::{CatalogError, Result};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+use tenantry_core::config::ShardConfig;
+use tenantry_core::{TenantId, TenantState};
+use uuid::Uuid;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The SQLite catalog.
+#[derive(Debug, Clone)]
+pub struct SqliteCatalog {
+    pool: SqlitePool,
+}
+
+impl SqliteCatalog {
+    /// Opens (creating the file and its directory if needed) and migrates the catalog.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(parent) = options.get_filename().parent() {
+            std::fs::create_dir_all(parent).map_err(|e| sqlx::Error::Io(e))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("catalog values serialise")
+}
+
+fn parse_json<T: DeserializeOwned>(column: &'static str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| CatalogError::Corrupt {
+        column,
+        problem: e.to_string(),
+    })
+}
+
+fn parse_word<T: FromStr>(column: &'static str, text: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| CatalogError::Corrupt {
+        column,
+        problem: e.to_string(),
+    })
+}
+
+fn tenant_from_row(row: &SqliteRow) -> Result<Tenant> {
+    let space: Option<String> = row.try_get("space")?;
+    let failure: Option<String> = row.try_get("failure")?;
+    Ok(Tenant {
+        id: parse_word("tenants.id", row.try_get("id")?)?,
+        slug: row.try_get("slug")?,
+        plan: row.try_get("plan")?,
+        region: row.try_get("region")?,
+        state: parse_word("tenants.state", row.try_get("state")?)?,
+        isolation: parse_word("tenants.isolation", row.try_get("isolation")?)?,
+        compute: parse_word("tenants.compute", row.try_get("compute")?)?,
+        shard: row.try_get("shard")?,
+        placement: parse_json("tenants.placement", row.try_get("placement")?)?,
+        characteristics: parse_json("tenants.characteristics", row.try_get("characteristics")?)?,
+        space: space
+            .map(|s| parse_json("tenants.space", &s))
+            .transpose()?,
+        admin_email: row.try_get("admin_email")?,
+        schema_version: row.try_get("schema_version")?,
+        failure: failure
+            .map(|s| parse_json("tenants.failure", &s))
+            .transpose()?,
+        epoch: row.try_get("epoch")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<Event> {
+    Ok(Event {
+        seq: row.try_get("seq")?,
+        id: parse_word("outbox.id", row.try_get("id")?)?,
+        tenant_id: parse_word("outbox.tenant_id", row.try_get("tenant_id")?)?,
+        event_type: parse_word("outbox.event_type", row.try_get("event_type")?)?,
+        payload: parse_json("outbox.payload", row.try_get("payload")?)?,
+        created_at: row.try_get("created_at")?,
+        delivered_at: row.try_get("delivered_at")?,
+    })
+}
+
+async fn load_tenant(conn: &mut SqliteConnection, id: TenantId) -> Result<Tenant> {
+    let row = sqlx::query("SELECT * FROM tenants WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| CatalogError::TenantNotFound(id.to_string()))?;
+    tenant_from_row(&row)
+}
+
+async fn insert_transition(
+    conn: &mut SqliteConnection,
+    id: TenantId,
+    from: Option<TenantState>,
+    to: TenantState,
+    cause: &Cause,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO transitions (tenant_id, from_state, to_state, trigger, actor, details, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id.to_string())
+    .bind(from.map(|s| s.as_str()))
+    .bind(to.as_str())
+    .bind(&cause.trigger)
+    .bind(&cause.actor)
+    .bind(json(&cause.details))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_events(
+    conn: &mut SqliteConnection,
+    id: TenantId,
+    events: &[NewEvent],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for event in events {
+        sqlx::query(
+            "INSERT INTO outbox (id, tenant_id, event_type, payload, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(id.to_string())
+        .bind(event.event_type.as_str())
+        .bind(json(&event.payload))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_operation(
+    conn: &mut SqliteConnection,
+    tenant: &Tenant,
+    op: &NewOperation,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let inserted = sqlx::query(
+        "INSERT INTO operations (id, tenant_id, kind, state, params, created_at, updated_at)
+         VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+    )
+    .bind(op.id.to_string())
+    .bind(tenant.id.to_string())
+    .bind(op.kind.as_str())
+    .bind(json(&op.params))
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await;
+    if let Err(e) = inserted {
+        if is_unique_violation(&e) {
+            let open: String = sqlx::query_scalar(
+                "SELECT id FROM operations WHERE tenant_id = ?
+                 AND state IN ('pending', 'running', 'rolling_back')",
+            )
+            .bind(tenant.id.to_string())
+            .fetch_one(&mut *conn)
+            .await?;
+            return Err(CatalogError::OperationInProgress {
+                slug: tenant.slug.clone(),
+                operation: open,
+            });
+        }
+        return Err(e.into());
+    }
+    for (idx, name) in op.steps.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO operation_steps (operation_id, idx, name, state) VALUES (?, ?, ?, 'pending')",
+        )
+        .bind(op.id.to_string())
+        .bind(idx as i64)
+        .bind(*name)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn load_operation(conn: &mut SqliteConnection, id: Uuid) -> Result<Operation> {
+    let row = sqlx::query("SELECT * FROM operations WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| CatalogError::OperationNotFound(id.to_string()))?;
+    let steps = sqlx::query("SELECT * FROM operation_steps WHERE operation_id = ? ORDER BY idx")
+        .bind(id.to_string())
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Step {
+                idx: r.try_get("idx")?,
+                name: r.try_get("name")?,
+                state: parse_word("operation_steps.state", r.try_get("state")?)?,
+                attempts: r.try_get("attempts")?,
+                last_error: r.try_get("last_error")?,
+                started_at: r.try_get("started_at")?,
+                finished_at: r.try_get("finished_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Operation {
+        id,
+        tenant_id: parse_word("operations.tenant_id", row.try_get("tenant_id")?)?,
+        kind: parse_word("operations.kind", row.try_get("kind")?)?,
+        state: parse_word("operations.state", row.try_get("state")?)?,
+        params: parse_json("operations.params", row.try_get("params")?)?,
+        error: row.try_get("error")?,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_expires_at: row.try_get("lease_expires_at")?,
+        steps,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+#[async_trait]
+impl CatalogStore for SqliteCatalog {
+    async fn sync_shards(&self, declared: &[ShardConfig]) -> Result<()> {
+        let mut tx = self.write().await?;
+        let now = Utc::now();
+        for s in declared {
+            sqlx::query(
+                "INSERT INTO shards (name, region, engine, url, directory, capacity, state, source, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, 'config', ?)
+                 ON CONFLICT (name) DO UPDATE SET region = excluded.region, engine = excluded.engine,
+                   url = excluded.url, directory = excluded.directory, capacity = excluded.capacity,
+                   state = excluded.state, source = 'config'",
+            )
+            .bind(&s.name)
+            .bind(&s.region)
+            .bind(s.engine.as_str())
+            .bind(&s.url)
+            .bind(s.directory.as_ref().map(|d| d.display().to_string()))
+            .bind(s.capacity as i64)
+            .bind(s.state.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn shards(&self) -> Result<Vec<Shard>> {
+        let rows = sqlx::query(
+            "SELECT s.*, (SELECT count(*) FROM tenants t WHERE t.shard = s.name
+                 AND t.isolation = 'database' AND t.state <> 'deleted') AS used
+             FROM shards s ORDER BY s.region, s.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Shard {
+                    name: r.try_get("name")?,
+                    region: r.try_get("region")?,
+                    engine: parse_word("shards.engine", r.try_get("engine")?)?,
+                    url: r.try_get("url")?,
+                    directory: r.try_get("directory")?,
+                    capacity: r.try_get::<i64, _>("capacity")? as u32,
+                    state: parse_word("shards.state", r.try_get("state")?)?,
+                    used: r.try_get::<i64, _>("used")? as u32,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_tenant(
+        &self,
+        new: NewTenant,
+        cause: Cause,
+        operation: NewOperation,
+    ) -> Result<(Tenant, Operation)> {
+        let now = Utc::now();
+        let mut tx = self.write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO tenants (id, slug, plan, region, state, isolation, compute, shard,
+                 placement, characteristics, admin_email, created_at, updated_at)
+             VALUES (?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(new.id.to_string())
+        .bind(&new.slug)
+        .bind(&new.characteristics.plan)
+        .bind(&new.characteristics.region)
+        .bind(new.placement.isolation.as_str())
+        .bind(new.placement.compute.as_str())
+        .bind(&new.shard)
+        .bind(json(&new.placement))
+        .bind(json(&new.characteristics))
+        .bind(&new.admin_email)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(CatalogError::DuplicateSlug(new.slug)),
+            other => other?,
+        };
+        let tenant = load_tenant(&mut tx, new.id).await?;
+        insert_transition(&mut tx, new.id, None, TenantState::Requested, &cause, now).await?;
+        let created = NewEvent {
+            event_type: tenantry_core::events::EventType::TenantCreated,
+            payload: serde_json::json!({
+                "tenant_id": tenant.id, "slug": tenant.slug, "plan": tenant.plan,
+                "region": tenant.region, "isolation": tenant.isolation,
+                "placement": tenant.placement,
+            }),
+        };
+        insert_events(&mut tx, new.id, &[created], now).await?;
+        insert_operation(&mut tx, &tenant, &operation, now).await?;
+        let op = load_operation(&mut tx, operation.id).await?;
+        tx.commit().await?;
+        Ok((tenant, op))
+    }
+
+    async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant> {
+        let row = sqlx::query(
+            "SELECT * FROM tenants WHERE slug = ?
+             ORDER BY state = 'deleted', updated_at DESC LIMIT 1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| CatalogError::TenantNotFound(slug.to_owned()))?;
+        tenant_from_row(&row)
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Tenant> {
+        let mut conn = self.pool.acquire().await?;
+        load_tenant(&mut conn, id).await
+    }
+
+    async fn tenants(&self, f: &TenantFilter) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query(
+            "SELECT * FROM tenants
+             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR region = ?2)
+               AND (?3 IS NULL OR isolation = ?3) AND (?4 IS NULL OR plan = ?4)
+               AND (?5 OR state <> 'deleted')
+             ORDER BY created_at, slug",
+        )
+        .bind(f.state.map(|s| s.as_str()))
+        .bind(&f.region)
+        .bind(f.isolation.map(|i| i.as_str()))
+        .bind(&f.plan)
+        .bind(f.include_deleted)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
+    async fn update_tenant(&self, id: TenantId, update: TenantUpdate) -> Result<Tenant> {
+        let mut tx = self.write().await?;
+        apply_update(&mut tx, id, &update, Utc::now()).await?;
+        let tenant = load_tenant(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    async fn transition(
+        &self,
+        id: TenantId,
+        to: TenantState,
+        cause: Cause,
+        events: Vec<NewEvent>,
+        update: TenantUpdate,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Tenant> {
+        let now = Utc::now();
+        let mut tx = self.write().await?;
+        let current = load_tenant(&mut tx, id).await?;
+        if let Some(cp) = checkpoint {
+            let state: Option<String> = sqlx::query_scalar(
+                "SELECT state FROM operation_steps WHERE operation_id = ? AND idx = ?",
+            )
+            .bind(cp.operation.to_string())
+            .bind(cp.step)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if state.as_deref() == Some("done") && current.state == to {
+                return Ok(current);
+            }
+        }
+        current.state.transition(to)?;
+        sqlx::query("UPDATE tenants SET state = ?, updated_at = ? WHERE id = ?")
+            .bind(to.as_str())
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        apply_update(&mut tx, id, &update, now).await?;
+        insert_transition(&mut tx, id, Some(current.state), to, &cause, now).await?;
+        insert_events(&mut tx, id, &events, now).await?;
+        if let Some(cp) = checkpoint {
+            mark_step(&mut tx, cp.operation, cp.step, StepState::Done, None, now).await?;
+        }
+        let tenant = load_tenant(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    async fn history(&self, id: TenantId) -> Result<Vec<Transition>> {
+        let rows = sqlx::query("SELECT * FROM transitions WHERE tenant_id = ? ORDER BY id")
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let from: Option<String> = r.try_get("from_state")?;
+                Ok(Transition {
+                    id: r.try_get("id")?,
+                    tenant_id: id,
+                    from: from
+                        .map(|f| parse_word("transitions.from_state", &f))
+                        .transpose()?,
+                    to: parse_word("transitions.to_state", r.try_get("to_state")?)?,
+                    trigger: r.try_get("trigger")?,
+                    actor: r.try_get("actor")?,
+                    details: parse_json("transitions.details", r.try_get("details")?)?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn events(
+        &self,
+        tenant: Option<TenantId>,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT * FROM outbox WHERE (?1 IS NULL OR tenant_id = ?1) AND seq > ?2
+             ORDER BY seq LIMIT ?3",
+        )
+        .bind(tenant.map(|t| t.to_string()))
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn create_operation(&self, tenant: TenantId, op: NewOperation) -> Result<Operation> {
+        let now = Utc::now();
+        let mut tx = self.write().await?;
+        let t = load_tenant(&mut tx, tenant).await?;
+        insert_operation(&mut tx, &t, &op, now).await?;
+        let op = load_operation(&mut tx, op.id).await?;
+        tx.commit().await?;
+        Ok(op)
+    }
+
+    async fn operation(&self, id: Uuid) -> Result<Operation> {
+        let mut conn = self.pool.acquire().await?;
+        load_operation(&mut conn, id).await
+    }
+
+    async fn operations(&self, tenant: Option<TenantId>, limit: i64) -> Result<Vec<Operation>> {
+        let mut conn = self.pool.acquire().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM operations WHERE (?1 IS NULL OR tenant_id = ?1)
+             ORDER BY created_at DESC, id DESC LIMIT ?2",
+        )
+        .bind(tenant.map(|t| t.to_string()))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(load_operation(&mut conn, parse_word("operations.id", &id)?).await?);
+        }
+        Ok(out)
+    }
+
+    async fn claim_operation(
+        &self,
+        id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Operation>> {
+        let now = Utc::now();
+        let mut tx = self.write().await?;
+        let claimed = sqlx::query(
+            "UPDATE operations SET lease_owner = ?, lease_expires_at = ?, updated_at = ?,
+                 state = CASE state WHEN 'pending' THEN 'running' ELSE state END
+             WHERE id = ? AND state IN ('pending', 'running', 'rolling_back')
+               AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)",
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .bind(id.to_string())
+        .bind(owner)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(None);
+        }
+        let op = load_operation(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(op))
+    }
+
+    async fn claimable_operations(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM operations WHERE state IN ('pending', 'running', 'rolling_back')
+               AND (lease_owner IS NULL OR lease_expires_at < ?)
+             ORDER BY created_at, id LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter()
+            .map(|id| parse_word("operations.id", id))
+            .collect()
+    }
+
+    async fn set_operation_state(
+        &self,
+        id: Uuid,
+        state: OperationState,
+        error: Option<String>,
+    ) -> Result<()> {
+        let now = Utc::now();
+        let finished = (!state.is_open()).then_some(now);
+        sqlx::query(
+            "UPDATE operations SET state = ?, error = COALESCE(?, error), updated_at = ?,
+                 finished_at = ?, lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END,
+                 lease_expires_at = CASE WHEN ? THEN NULL ELSE lease_expires_at END
+             WHERE id = ?",
+        )
+        .bind(state.as_str())
+        .bind(error)
+        .bind(now)
+        .bind(finished)
+        .bind(finished.is_some())
+        .bind(finished.is_some())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_step_state(
+        &self,
+        id: Uuid,
+        idx: i64,
+        state: StepState,
+        error: Option<String>,
+    ) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        mark_step(&mut conn, id, idx, state, error, Utc::now()).await
+    }
+}
+
+async fn mark_step(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+    idx: i64,
+    state: StepState,
+    error: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE operation_steps SET state = ?1,
+             attempts = attempts + CASE WHEN ?1 = 'running' THEN 1 ELSE 0 END,
+             last_error = COALESCE(?2, last_error),
+             started_at = CASE WHEN ?1 = 'running' THEN ?3 ELSE started_at END,
+             finished_at = CASE WHEN ?1 = 'running' THEN NULL ELSE ?3 END
+         WHERE operation_id = ?4 AND idx = ?5",
+    )
+    .bind(state.as_str())
+    .bind(error)
+    .bind(now)
+    .bind(id.to_string())
+    .bind(idx)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn apply_update(
+    conn: &mut SqliteConnection,
+    id: TenantId,
+    update: &TenantUpdate,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if let Some(space) = &update.space {
+        sqlx::query("UPDATE tenants SET space = ?, updated_at = ? WHERE id = ?")
+            .bind(space.as_ref().map(json))
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some(version) = update.schema_version {
+        sqlx::query("UPDATE tenants SET schema_version = ?, updated_at = ? WHERE id = ?")
+            .bind(version)
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some(failure) = &update.failure {
+        sqlx::query("UPDATE tenants SET failure = ?, updated_at = ? WHERE id = ?")
+            .bind(failure.as_ref().map(json))
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

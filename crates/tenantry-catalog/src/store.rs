@@ -1,0 +1,108 @@
+//! The catalog store trait. Every backend (SQLite now, PostgreSQL next) implements it and runs
+//! the same test suite.
+
+use crate::Result;
+use crate::model::*;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tenantry_core::config::ShardConfig;
+use tenantry_core::shard::ShardUsage;
+use tenantry_core::{TenantId, TenantState};
+use uuid::Uuid;
+
+#[async_trait]
+pub trait CatalogStore: Send + Sync + 'static {
+    // --- shards ---
+
+    /// Makes the catalog's shards match the configuration's declared ones (shards added at run
+    /// time are kept).
+    async fn sync_shards(&self, declared: &[ShardConfig]) -> Result<()>;
+    /// Every shard with the number of tenant databases it holds.
+    async fn shards(&self) -> Result<Vec<Shard>>;
+
+    /// The shards in the form the resolver takes.
+    async fn shard_usage(&self) -> Result<Vec<ShardUsage>> {
+        Ok(self
+            .shards()
+            .await?
+            .into_iter()
+            .map(|s| ShardUsage {
+                name: s.name,
+                region: s.region,
+                engine: s.engine,
+                state: s.state,
+                capacity: s.capacity,
+                used: s.used,
+            })
+            .collect())
+    }
+
+    // --- tenants ---
+
+    /// Records a requested tenant with its `TenantCreated` event, its first transition and its
+    /// provisioning operation, in one transaction.
+    async fn create_tenant(
+        &self,
+        tenant: NewTenant,
+        cause: Cause,
+        operation: NewOperation,
+    ) -> Result<(Tenant, Operation)>;
+    /// The live tenant with this slug, else the most recently deleted one.
+    async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant>;
+    async fn tenant(&self, id: TenantId) -> Result<Tenant>;
+    async fn tenants(&self, filter: &TenantFilter) -> Result<Vec<Tenant>>;
+    /// Updates recorded fields without a state change.
+    async fn update_tenant(&self, id: TenantId, update: TenantUpdate) -> Result<Tenant>;
+    /// Moves a tenant to `to` (checked against the lifecycle), writes the audit row, the events
+    /// and `update`, and checkpoints `checkpoint` as done — all in one transaction. If the
+    /// tenant is already in `to` and the checkpoint is already done, nothing is written.
+    async fn transition(
+        &self,
+        id: TenantId,
+        to: TenantState,
+        cause: Cause,
+        events: Vec<NewEvent>,
+        update: TenantUpdate,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Tenant>;
+    /// Every transition of a tenant, oldest first.
+    async fn history(&self, id: TenantId) -> Result<Vec<Transition>>;
+
+    // --- events ---
+
+    /// Events after `after_seq`, oldest first, of one tenant or all.
+    async fn events(&self, tenant: Option<TenantId>, after_seq: i64, limit: i64)
+    -> Result<Vec<Event>>;
+
+    // --- operations ---
+
+    /// Queues an operation on an existing tenant; refused while another is under way.
+    async fn create_operation(&self, tenant: TenantId, operation: NewOperation)
+    -> Result<Operation>;
+    async fn operation(&self, id: Uuid) -> Result<Operation>;
+    /// Most recent first.
+    async fn operations(&self, tenant: Option<TenantId>, limit: i64) -> Result<Vec<Operation>>;
+    /// Takes (or renews) the lease on an open operation for `owner` until `until`. Returns
+    /// `None` when another owner holds an unexpired lease or the operation is not open.
+    async fn claim_operation(
+        &self,
+        id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Operation>>;
+    /// Open operations whose lease is free or expired, oldest first.
+    async fn claimable_operations(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>>;
+    async fn set_operation_state(
+        &self,
+        id: Uuid,
+        state: OperationState,
+        error: Option<String>,
+    ) -> Result<()>;
+    async fn set_step_state(
+        &self,
+        id: Uuid,
+        idx: i64,
+        state: StepState,
+        error: Option<String>,
+    ) -> Result<()>;
+}
