@@ -1,0 +1,160 @@
+//! Tenant storage: a prefix per tenant, `<region>/tenants/<tenant id>/`, in an object store.
+//!
+//! Object stores have no directories, so a tenant's prefix exists when its marker object
+//! (`_tenantry.json`, which names the tenant) does; on the local filesystem that marker is what
+//! makes the tenant's folder appear. Creating is idempotent (the marker is overwritten), and
+//! removing deletes every object under the prefix, then the empty folders.
+
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::sync::Arc;
+use tenantry_core::TenantId;
+
+/// The marker object at the root of each tenant's prefix.
+pub const MARKER: &str = "_tenantry.json";
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The storage root could not be prepared.
+    #[error("cannot use storage root {path}: {source}")]
+    Root {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The object store failed.
+    #[error("object storage: {0}")]
+    Store(#[from] object_store::Error),
+}
+
+impl StorageError {
+    /// Whether trying again may succeed.
+    pub fn is_transient(&self) -> bool {
+        !matches!(
+            self,
+            StorageError::Store(object_store::Error::NotFound { .. })
+                | StorageError::Store(object_store::Error::InvalidPath { .. })
+        )
+    }
+}
+
+/// What a tenant's storage holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// Tenants' storage prefixes in one object store.
+#[derive(Clone)]
+pub struct TenantStorage {
+    store: Arc<dyn ObjectStore>,
+    /// For people: where the store is (a directory or a bucket URL).
+    location: String,
+}
+
+impl TenantStorage {
+    /// Storage on the local filesystem under `root` (created if missing).
+    pub fn local(root: &std::path::Path) -> Result<Self, StorageError> {
+        let root_err = |source| StorageError::Root {
+            path: root.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(root).map_err(root_err)?;
+        let store = LocalFileSystem::new_with_prefix(root)?.with_automatic_cleanup(true);
+        Ok(Self {
+            store: Arc::new(store),
+            location: root.display().to_string(),
+        })
+    }
+
+    /// Where the store is, for people.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The tenant's prefix, `<region>/tenants/<tenant id>`.
+    pub fn prefix(region: &str, tenant: TenantId) -> Path {
+        Path::from_iter([region, "tenants", &tenant.to_string()])
+    }
+
+    fn marker(region: &str, tenant: TenantId) -> Path {
+        Path::from_iter([region, "tenants", &tenant.to_string(), MARKER])
+    }
+
+    /// Creates the tenant's prefix by writing its marker.
+    pub async fn ensure(
+        &self,
+        region: &str,
+        tenant: TenantId,
+        slug: &str,
+    ) -> Result<(), StorageError> {
+        let marker = Self::marker(region, tenant);
+        let body = serde_json::json!({ "tenant_id": tenant, "slug": slug, "region": region });
+        self.store
+            .put(&marker, PutPayload::from(body.to_string()))
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the tenant's prefix exists (its marker is there).
+    pub async fn exists(&self, region: &str, tenant: TenantId) -> Result<bool, StorageError> {
+        let marker = Self::marker(region, tenant);
+        match self.store.head(&marker).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Objects and bytes under the tenant's prefix.
+    pub async fn usage(&self, region: &str, tenant: TenantId) -> Result<Usage, StorageError> {
+        let prefix = Self::prefix(region, tenant);
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(Usage {
+            objects: metas.len() as u64,
+            bytes: metas.iter().map(|m| m.size).sum(),
+        })
+    }
+
+    /// Deletes everything under the tenant's prefix. A prefix that is already gone is fine.
+    pub async fn remove(&self, region: &str, tenant: TenantId) -> Result<u64, StorageError> {
+        let prefix = Self::prefix(region, tenant);
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        for meta in &metas {
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(metas.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_prefix_is_created_once_measured_and_removed_with_its_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = TenantStorage::local(root.path()).unwrap();
+        let (a, b) = (TenantId::generate(), TenantId::generate());
+        for _ in 0..2 {
+            storage.ensure("eu-west", a, "acme").await.unwrap();
+        }
+        storage.ensure("eu-west", b, "globex").await.unwrap();
+        let folder = root.path().join(format!("eu-west/tenants/{a}"));
+        assert!(folder.is_dir());
+        assert!(storage.exists("eu-west", a).await.unwrap());
+        assert_eq!(storage.usage("eu-west", a).await.unwrap().objects, 1);
+        assert_eq!(storage.remove("eu-west", a).await.unwrap(), 1);
+        assert_eq!(storage.remove("eu-west", a).await.unwrap(), 0);
+        assert!(!folder.exists(), "the tenant's folder is removed");
+        assert!(storage.exists("eu-west", b).await.unwrap(), "neighbours are kept");
+    }
+}
