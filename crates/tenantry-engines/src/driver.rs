@@ -53,7 +53,7 @@ pub trait SpaceDriver: Send + Sync + 'static {
 
     /// Removes the tenant's data: its rows from a shared space, or the whole space otherwise.
     /// Never touches another tenant's rows. A space that is already gone is fine.
-    async fn drop(&self, space: &Space, tenant: TenantId) -> Result<()>;
+    async fn remove(&self, space: &Space, tenant: TenantId) -> Result<()>;
 }
 
 /// The drivers of every known shard, by shard name.

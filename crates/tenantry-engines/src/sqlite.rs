@@ -290,7 +290,7 @@ impl SpaceDriver for SqliteSpaces {
         Ok(status)
     }
 
-    async fn drop(&self, space: &Space, tenant: TenantId) -> Result<()> {
+    async fn remove(&self, space: &Space, tenant: TenantId) -> Result<()> {
         let path = Self::path_of(space)?;
         match space.kind {
             Isolation::Shared => {
@@ -361,8 +361,8 @@ mod tests {
         }
         let before_b = driver.status(&space, b).await.unwrap();
         assert_eq!(before_b.admins, 1);
-        driver.drop(&space, a).await.unwrap();
-        driver.drop(&space, a).await.unwrap();
+        driver.remove(&space, a).await.unwrap();
+        driver.remove(&space, a).await.unwrap();
         assert_eq!(driver.status(&space, a).await.unwrap().tenant_rows, 0);
         assert_eq!(driver.status(&space, b).await.unwrap(), before_b);
     }
@@ -379,7 +379,7 @@ mod tests {
         driver.migrate(&space).await.unwrap();
         driver.bootstrap_admin(&space, t, "a@b.example").await.unwrap();
         assert!(space.path.as_ref().unwrap().exists());
-        driver.drop(&space, t).await.unwrap();
+        driver.remove(&space, t).await.unwrap();
         assert!(!space.path.as_ref().unwrap().exists());
         assert_eq!(driver.status(&space, t).await.unwrap(), SpaceStatus::default());
         assert!(driver.locate(t, Isolation::Schema).is_err());

@@ -1,1 +1,25 @@
-//! placeholder
+//! The orchestrator: every change to a tenant is a durable operation of ordered, idempotent
+//! steps, each checkpointed in the catalog as it completes. A step that fails for good undoes
+//! the completed steps in reverse order (a saga) and leaves the tenant `failed` with the step
+//! and the reason; a process that dies mid-operation leaves a lease that expires, after which
+//! any worker resumes from the last checkpoint.
+//!
+//! # Layout
+//! - [`service`]: [`Orchestrator`], the entry point: request operations and run them.
+//! - [`request`]: validating a provisioning request and planning its placement (dry run).
+//! - [`steps`]: the steps of each operation kind, what each does and how it is undone.
+//! - [`runner`]: claiming an operation, running its steps with retries, and rolling back.
+//! - [`failpoints`]: `TENANTRY_FAILPOINTS`, to crash or fail at any step in tests.
+//! - [`error`]: the layer's error type.
+
+pub mod error;
+pub mod failpoints;
+pub mod request;
+pub mod runner;
+pub mod service;
+pub mod steps;
+
+pub use error::{OrchestratorError, Result};
+pub use request::{ProvisionPlan, ProvisionRequest};
+pub use runner::{NoProgress, Progress};
+pub use service::Orchestrator;

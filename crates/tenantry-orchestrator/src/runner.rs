@@ -1,0 +1,285 @@
+//! Running an operation: take its lease, run its pending steps in order with retries, checkpoint
+//! each, and on a permanent failure undo the completed steps in reverse order.
+//!
+//! The run is driven entirely by what the catalog records, so a run that starts on an
+//! operation another process left half-done (a crash, a kill) simply continues it: steps marked
+//! `done` are skipped, a step marked `running` is run again (steps are idempotent), and an
+//! operation found `rolling_back` finishes its rollback.
+
+use crate::error::{OrchestratorError, Result, StepError};
+use crate::failpoints::Point;
+use crate::service::Orchestrator;
+use rand::Rng;
+use std::time::{Duration, Instant};
+use tenantry_catalog::model::{
+    Cause, Failure, NewEvent, Operation, OperationState, StepState, TenantUpdate,
+};
+use tenantry_core::TenantState;
+use tenantry_core::events::EventType;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// How many times a step with a transient error is tried in all.
+const MAX_ATTEMPTS: u32 = 5;
+/// The first retry's delay; doubled each time, capped at [`MAX_BACKOFF`].
+const BASE_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Told about an operation's progress (the CLI draws a progress bar with it).
+pub trait Progress: Send + Sync {
+    fn step_started(&self, _op: &Operation, _idx: usize, _name: &str) {}
+    fn step_finished(&self, _op: &Operation, _idx: usize, _name: &str, _took: Duration) {}
+    fn step_retrying(&self, _name: &str, _attempt: u32, _error: &str) {}
+    fn rolling_back(&self, _op: &Operation, _step: &str, _error: &str) {}
+}
+
+/// Progress nobody watches.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// The delay before retry number `attempt` (1-based): exponential, capped, with ±50% jitter so
+/// that many workers retrying at once do not stay in step.
+pub fn backoff(attempt: u32) -> Duration {
+    let exp = BASE_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(MAX_BACKOFF);
+    capped.mul_f64(rand::rng().random_range(0.5..1.5))
+}
+
+impl Orchestrator {
+    /// Runs (or continues) operation `id` to its end.
+    pub async fn run(&self, id: Uuid, progress: &dyn Progress) -> Result<Operation> {
+        let op = self.catalog.operation(id).await?;
+        let span = tracing::info_span!("operation", operation = %op.id, tenant = %op.tenant_id, kind = %op.kind);
+        self.run_claimed(id, progress).instrument(span).await
+    }
+
+    async fn run_claimed(&self, id: Uuid, progress: &dyn Progress) -> Result<Operation> {
+        let mut op = self.claim(id).await?;
+        if !op.state.is_open() {
+            return Ok(op);
+        }
+        tracing::info!(state = %op.state, "running operation");
+        if op.state != OperationState::RollingBack
+            && let Err((step, error)) = self.run_steps(&op, progress).await
+        {
+            tracing::warn!(%step, %error, "step failed for good; rolling back");
+            progress.rolling_back(&op, &step, &error);
+            self.catalog
+                .set_operation_state(
+                    id,
+                    OperationState::RollingBack,
+                    Some(format!("{step}: {error}")),
+                )
+                .await?;
+            op = self.catalog.operation(id).await?;
+        }
+        if op.state == OperationState::RollingBack {
+            return Err(self.roll_back(&op).await?);
+        }
+        self.catalog
+            .set_operation_state(id, OperationState::Succeeded, None)
+            .await?;
+        let op = self.catalog.operation(id).await?;
+        tracing::info!("operation succeeded");
+        Ok(op)
+    }
+
+    /// Takes or renews the lease on `id`.
+    async fn claim(&self, id: Uuid) -> Result<Operation> {
+        let until = chrono::Utc::now() + self.lease;
+        match self.catalog.claim_operation(id, &self.worker, until).await? {
+            Some(op) => Ok(op),
+            None => {
+                let op = self.catalog.operation(id).await?;
+                if op.state.is_open() {
+                    Err(OrchestratorError::LeaseHeld(id))
+                } else {
+                    Ok(op)
+                }
+            }
+        }
+    }
+
+    /// Runs every step not yet done; on a permanent failure returns the step and the error.
+    async fn run_steps(
+        &self,
+        op: &Operation,
+        progress: &dyn Progress,
+    ) -> std::result::Result<(), (String, String)> {
+        for step in op.steps.iter().filter(|s| s.state != StepState::Done) {
+            let name = step.name.as_str();
+            let fail = |e: StepError| (name.to_owned(), e.message);
+            self.claim(op.id)
+                .await
+                .map_err(|e| fail(StepError::from(e)))?;
+            let span = tracing::info_span!("step", step = name, idx = step.idx);
+            let started = Instant::now();
+            progress.step_started(op, step.idx as usize, name);
+            let outcome = self.run_one(op, step.idx, name, progress).instrument(span).await;
+            match outcome {
+                Ok(()) => {
+                    let took = started.elapsed();
+                    tracing::info!(step = name, took_ms = took.as_millis() as u64, "step done");
+                    progress.step_finished(op, step.idx as usize, name, took);
+                }
+                Err(e) => {
+                    let _ = self
+                        .catalog
+                        .set_step_state(op.id, step.idx, StepState::Failed, Some(e.message.clone()))
+                        .await;
+                    return Err(fail(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one step with retries and failpoints, and checkpoints it.
+    async fn run_one(
+        &self,
+        op: &Operation,
+        idx: i64,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> std::result::Result<(), StepError> {
+        if self.failpoints.is_set(name, Point::Error) {
+            return Err(StepError::permanent(format!("failpoint {name}=error")));
+        }
+        self.failpoints.crash_if_set(name, Point::Before);
+        let mut attempt = 1;
+        let checkpointed = loop {
+            self.catalog
+                .set_step_state(op.id, idx, StepState::Running, None)
+                .await?;
+            match self.run_step(op, idx, name).await {
+                Ok(checkpointed) => break checkpointed,
+                Err(e) if e.transient && attempt < MAX_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %e.message, "transient failure; retrying");
+                    progress.step_retrying(name, attempt, &e.message);
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.failpoints.crash_if_set(name, Point::After);
+        if !checkpointed {
+            self.catalog
+                .set_step_state(op.id, idx, StepState::Done, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Undoes the done steps in reverse order, then records the failure on the tenant. Returns
+    /// the error that describes the failed operation.
+    async fn roll_back(&self, op: &Operation) -> Result<OrchestratorError> {
+        for step in op.steps.iter().rev().filter(|s| s.state == StepState::Done) {
+            let mut attempt = 1;
+            loop {
+                match self.undo_step(op, &step.name).await {
+                    Ok(()) => break,
+                    Err(e) if e.transient && attempt < MAX_ATTEMPTS => {
+                        tokio::time::sleep(backoff(attempt)).await;
+                        attempt += 1;
+                    }
+                    Err(e) => {
+                        // The rollback stays resumable: the operation is still rolling back.
+                        return Ok(OrchestratorError::OperationFailed {
+                            operation: op.id,
+                            step: step.name.clone(),
+                            error: format!("undo failed, run `tenantry ops resume {}` once the cause is fixed: {}", op.id, e.message),
+                        });
+                    }
+                }
+            }
+            self.catalog
+                .set_step_state(op.id, step.idx, StepState::Undone, None)
+                .await?;
+            tracing::info!(step = %step.name, "step undone");
+        }
+        let failed = op.steps.iter().find(|s| s.state == StepState::Failed);
+        let step = failed.map(|s| s.name.clone()).unwrap_or_default();
+        let error = failed
+            .and_then(|s| s.last_error.clone())
+            .or_else(|| op.error.clone())
+            .unwrap_or_default();
+        let tenant = self.catalog.tenant(op.tenant_id).await?;
+        if tenant.state.can_become(TenantState::Failed) {
+            let failure = Failure {
+                operation: op.id,
+                step: step.clone(),
+                error: error.clone(),
+            };
+            let mut payload = crate::steps::payload(&tenant, op);
+            payload["step"] = step.clone().into();
+            payload["error"] = error.clone().into();
+            let update = TenantUpdate {
+                failure: Some(Some(failure)),
+                space: op
+                    .steps
+                    .iter()
+                    .any(|s| s.name == "create_space")
+                    .then_some(None),
+                ..TenantUpdate::default()
+            };
+            let cause = Cause {
+                details: serde_json::json!({ "operation": op.id, "step": step, "error": error, "rolled_back": true }),
+                ..self.cause(format!("{} rollback", op.kind))
+            };
+            self.catalog
+                .transition(
+                    tenant.id,
+                    TenantState::Failed,
+                    cause,
+                    vec![NewEvent {
+                        event_type: EventType::TenantFailed,
+                        payload,
+                    }],
+                    update,
+                    None,
+                )
+                .await?;
+        }
+        self.catalog
+            .set_operation_state(op.id, OperationState::Failed, Some(format!("{step}: {error}")))
+            .await?;
+        tracing::warn!(%step, %error, "operation failed and was rolled back");
+        Ok(OrchestratorError::OperationFailed {
+            operation: op.id,
+            step,
+            error,
+        })
+    }
+
+    /// Runs every operation whose lease is free or expired (a dead worker's), oldest first.
+    /// Returns each operation's outcome.
+    pub async fn resume_all(
+        &self,
+        progress: &dyn Progress,
+    ) -> Result<Vec<(Uuid, Result<Operation>)>> {
+        let ids = self
+            .catalog
+            .claimable_operations(chrono::Utc::now(), 1000)
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push((id, self.run(id, progress).await));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let d = backoff(attempt);
+            assert!(d <= MAX_BACKOFF.mul_f64(1.5), "{attempt}: {d:?}");
+            assert!(d >= BASE_BACKOFF.mul_f64(0.5), "{attempt}: {d:?}");
+        }
+    }
+}

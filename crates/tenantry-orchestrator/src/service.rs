@@ -1,0 +1,214 @@
+//! [`Orchestrator`]: requests operations (validated before anything is written) and runs them.
+
+use crate::error::{OrchestratorError, Result};
+use crate::failpoints::Failpoints;
+use crate::request::{ProvisionPlan, ProvisionRequest, validate_email};
+use crate::steps::steps_of;
+use std::sync::Arc;
+use std::time::Duration;
+use tenantry_catalog::CatalogStore;
+use tenantry_catalog::model::{
+    Cause, NewOperation, NewTenant, Operation, OperationKind, Tenant,
+};
+use tenantry_core::config::Config;
+use tenantry_core::placement;
+use tenantry_core::shard::resolve_shard;
+use tenantry_core::{Slug, TenantId, TenantState};
+use tenantry_engines::driver::ShardTarget;
+use tenantry_engines::{Application, Spaces};
+use tenantry_infra::TenantStorage;
+use uuid::Uuid;
+
+/// Runs Tenantry's operations against one catalog.
+pub struct Orchestrator {
+    pub(crate) config: Arc<Config>,
+    pub(crate) catalog: Arc<dyn CatalogStore>,
+    pub(crate) spaces: Spaces,
+    pub(crate) storage: TenantStorage,
+    pub(crate) app: Application,
+    pub(crate) failpoints: Failpoints,
+    /// Who is asking, recorded in the audit trail.
+    pub(crate) actor: String,
+    /// This process's identity as a lease owner.
+    pub(crate) worker: String,
+    /// How long a lease lasts without renewal.
+    pub(crate) lease: Duration,
+}
+
+impl Orchestrator {
+    /// Opens the orchestrator over `catalog`, registering the configuration's shards.
+    pub async fn new(
+        config: Arc<Config>,
+        catalog: Arc<dyn CatalogStore>,
+        actor: impl Into<String>,
+    ) -> Result<Self> {
+        catalog.sync_shards(&config.shards).await?;
+        let app = Application::new(&config.application.migrations, &config.application.seeds);
+        let shards = catalog.shards().await?;
+        let spaces = Spaces::new(
+            &app,
+            shards.into_iter().map(|s| ShardTarget {
+                name: s.name,
+                engine: s.engine,
+                directory: s.directory.map(Into::into),
+                url: s.url,
+            }),
+        )?;
+        let storage = TenantStorage::local(&config.storage.root)?;
+        let failpoints = Failpoints::from_env().map_err(OrchestratorError::InvalidRequest)?;
+        Ok(Self {
+            config,
+            catalog,
+            spaces,
+            storage,
+            app,
+            failpoints,
+            actor: actor.into(),
+            worker: format!("{}-{}", std::process::id(), Uuid::new_v4().simple()),
+            lease: Duration::from_secs(30),
+        })
+    }
+
+    /// Sets how long a lease lasts (tests shorten it).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    pub fn catalog(&self) -> &Arc<dyn CatalogStore> {
+        &self.catalog
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn storage(&self) -> &TenantStorage {
+        &self.storage
+    }
+
+    pub fn spaces(&self) -> &Spaces {
+        &self.spaces
+    }
+
+    pub(crate) fn cause(&self, trigger: impl Into<String>) -> Cause {
+        Cause {
+            trigger: trigger.into(),
+            actor: self.actor.clone(),
+            details: serde_json::Value::Null,
+        }
+    }
+
+    /// Validates a provisioning request and decides its placement, writing nothing.
+    pub async fn plan_provision(&self, req: &ProvisionRequest) -> Result<ProvisionPlan> {
+        let slug = Slug::parse(&req.slug)?;
+        if !self.config.regions.contains_key(&req.region) {
+            return Err(OrchestratorError::InvalidRequest(format!(
+                "unknown region {:?}; known regions: {}",
+                req.region,
+                self.config
+                    .regions
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let characteristics = req.characteristics()?;
+        let admin_email = validate_email(
+            &req.admin_email
+                .clone()
+                .unwrap_or_else(|| format!("admin@{slug}.example")),
+        )?;
+        let shared = self.config.shared_shard(&req.region).ok_or_else(|| {
+            OrchestratorError::InvalidRequest(format!("region {:?} has no shard", req.region))
+        })?;
+        let decision = placement::decide(
+            self.config.policy(),
+            slug.as_str(),
+            &characteristics,
+            req.isolation,
+            shared.engine.supports_schemas(),
+        )?;
+        match self.catalog.tenant_by_slug(slug.as_str()).await {
+            Ok(t) if t.state != TenantState::Deleted => {
+                return Err(tenantry_catalog::CatalogError::DuplicateSlug(t.slug).into());
+            }
+            Ok(_) | Err(tenantry_catalog::CatalogError::TenantNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let usage = self.catalog.shard_usage().await?;
+        let shard = resolve_shard(
+            &req.region,
+            decision.isolation,
+            &shared.name,
+            decision.requested_shard.as_deref(),
+            &usage,
+        )?;
+        let tenant_id = TenantId::generate();
+        let space = self
+            .spaces
+            .driver(&shard.name)?
+            .locate(tenant_id, decision.isolation)?;
+        Ok(ProvisionPlan {
+            tenant_id,
+            slug,
+            plan: req.plan.clone(),
+            region: req.region.clone(),
+            characteristics,
+            placement: decision,
+            shard: shard.name.clone(),
+            space,
+            admin_email,
+            steps: steps_of(OperationKind::Provision).to_vec(),
+        })
+    }
+
+    /// Records a tenant and its provisioning operation (to be run by [`Orchestrator::run`]).
+    pub async fn request_provision(&self, req: &ProvisionRequest) -> Result<(Tenant, Operation)> {
+        let plan = self.plan_provision(req).await?;
+        let cause = Cause {
+            details: serde_json::json!({ "placement": plan.placement, "shard": plan.shard }),
+            ..self.cause("tenant create")
+        };
+        let new = NewTenant {
+            id: plan.tenant_id,
+            slug: plan.slug.to_string(),
+            characteristics: plan.characteristics,
+            placement: plan.placement,
+            shard: plan.shard,
+            admin_email: plan.admin_email,
+        };
+        let op = NewOperation {
+            id: Uuid::now_v7(),
+            kind: OperationKind::Provision,
+            steps: steps_of(OperationKind::Provision).to_vec(),
+            params: serde_json::Value::Null,
+        };
+        Ok(self.catalog.create_tenant(new, cause, op).await?)
+    }
+
+    /// Queues a suspend, resume or delete, refusing at once what the lifecycle forbids.
+    pub async fn request(&self, slug: &str, kind: OperationKind) -> Result<(Tenant, Operation)> {
+        let tenant = self.catalog.tenant_by_slug(slug).await?;
+        let target = match kind {
+            OperationKind::Suspend => TenantState::Suspended,
+            OperationKind::Resume => TenantState::Active,
+            OperationKind::Delete => TenantState::Deleting,
+            OperationKind::Provision => {
+                return Err(OrchestratorError::InvalidRequest(
+                    "provisioning is requested with request_provision".into(),
+                ));
+            }
+        };
+        tenant.state.transition(target)?;
+        let op = NewOperation {
+            id: Uuid::now_v7(),
+            kind,
+            steps: steps_of(kind).to_vec(),
+            params: serde_json::Value::Null,
+        };
+        let op = self.catalog.create_operation(tenant.id, op).await?;
+        Ok((tenant, op))
+    }
+}

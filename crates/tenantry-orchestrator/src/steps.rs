@@ -1,0 +1,297 @@
+//! The steps of each operation kind: what each does and how it is undone.
+//!
+//! Every step is idempotent — it reads the catalog afresh and does only what is missing — so
+//! that a worker resuming after a crash can run it again. Steps whose effect is a state change
+//! write their checkpoint in the same catalog transaction as the change (and its events), so
+//! that the change and its events happen exactly once.
+
+use crate::error::StepError;
+use crate::service::Orchestrator;
+use serde_json::{Value, json};
+use tenantry_catalog::model::{
+    Checkpoint, NewEvent, Operation, OperationKind, Tenant, TenantUpdate,
+};
+use tenantry_core::events::EventType;
+use tenantry_core::{Slug, TenantState};
+
+/// Provisioning, in the order the steps run.
+pub const PROVISION_STEPS: &[&str] = &[
+    "validate",
+    "place",
+    "create_space",
+    "migrate",
+    "seed",
+    "bootstrap_admin",
+    "storage",
+    "verify",
+    "activate",
+];
+const SUSPEND_STEPS: &[&str] = &["suspend"];
+const RESUME_STEPS: &[&str] = &["resume"];
+const DELETE_STEPS: &[&str] = &["begin_delete", "drop_space", "remove_storage", "finish_delete"];
+
+/// The steps of an operation kind, in order.
+pub fn steps_of(kind: OperationKind) -> &'static [&'static str] {
+    match kind {
+        OperationKind::Provision => PROVISION_STEPS,
+        OperationKind::Suspend => SUSPEND_STEPS,
+        OperationKind::Resume => RESUME_STEPS,
+        OperationKind::Delete => DELETE_STEPS,
+    }
+}
+
+/// The event payload describing a tenant.
+pub(crate) fn payload(t: &Tenant, op: &Operation) -> Value {
+    json!({
+        "tenant_id": t.id,
+        "slug": t.slug,
+        "plan": t.plan,
+        "region": t.region,
+        "isolation": t.isolation,
+        "shard": t.shard,
+        "operation_id": op.id,
+    })
+}
+
+fn event(event_type: EventType, t: &Tenant, op: &Operation) -> NewEvent {
+    NewEvent {
+        event_type,
+        payload: payload(t, op),
+    }
+}
+
+impl Orchestrator {
+    /// Moves the tenant to `to` with `events`, checkpointing step `idx` in the same transaction.
+    async fn step_transition(
+        &self,
+        op: &Operation,
+        idx: i64,
+        name: &str,
+        to: TenantState,
+        events: &[EventType],
+        update: TenantUpdate,
+    ) -> Result<(), StepError> {
+        let t = self.catalog.tenant(op.tenant_id).await?;
+        let events = events.iter().map(|e| event(*e, &t, op)).collect();
+        let cause = tenantry_catalog::model::Cause {
+            details: json!({ "operation": op.id, "kind": op.kind, "step": name }),
+            ..self.cause(format!("{} {}", op.kind, name))
+        };
+        let checkpoint = Checkpoint {
+            operation: op.id,
+            step: idx,
+        };
+        self.catalog
+            .transition(t.id, to, cause, events, update, Some(checkpoint))
+            .await?;
+        Ok(())
+    }
+
+    /// Runs step `name` (number `idx`) of `op`. Returns whether the step wrote its own
+    /// checkpoint (state-changing steps do).
+    pub(crate) async fn run_step(
+        &self,
+        op: &Operation,
+        idx: i64,
+        name: &str,
+    ) -> Result<bool, StepError> {
+        let t = self.catalog.tenant(op.tenant_id).await?;
+        match name {
+            "validate" => {
+                if self.config.plan(&t.plan).is_none() {
+                    return Err(StepError::permanent(format!(
+                        "plan {:?} is no longer in the configuration",
+                        t.plan
+                    )));
+                }
+                self.spaces.driver(&t.shard)?;
+                self.step_transition(op, idx, name, TenantState::Validating, &[], TenantUpdate::default())
+                    .await?;
+                return Ok(true);
+            }
+            "place" => {
+                let space = self.spaces.driver(&t.shard)?.locate(t.id, t.isolation)?;
+                let update = TenantUpdate {
+                    space: Some(Some(space)),
+                    ..TenantUpdate::default()
+                };
+                self.step_transition(op, idx, name, TenantState::Provisioning, &[], update)
+                    .await?;
+                return Ok(true);
+            }
+            "create_space" => {
+                let space = space_of(&t)?;
+                self.spaces.driver(&space.shard)?.create(space).await?;
+            }
+            "migrate" => {
+                let space = space_of(&t)?;
+                let version = self.spaces.driver(&space.shard)?.migrate(space).await?;
+                self.catalog
+                    .update_tenant(
+                        t.id,
+                        TenantUpdate {
+                            schema_version: Some(version),
+                            ..TenantUpdate::default()
+                        },
+                    )
+                    .await?;
+            }
+            "seed" => {
+                let space = space_of(&t)?;
+                let slug = Slug::parse(&t.slug).map_err(|e| StepError::permanent(e.to_string()))?;
+                self.spaces
+                    .driver(&space.shard)?
+                    .seed(space, t.id, &slug)
+                    .await?;
+            }
+            "bootstrap_admin" => {
+                let space = space_of(&t)?;
+                self.spaces
+                    .driver(&space.shard)?
+                    .bootstrap_admin(space, t.id, &t.admin_email)
+                    .await?;
+            }
+            "storage" => self.storage.ensure(&t.region, t.id, &t.slug).await?,
+            "verify" => self.verify(&t).await?,
+            "activate" => {
+                self.step_transition(
+                    op,
+                    idx,
+                    name,
+                    TenantState::Active,
+                    &[EventType::TenantProvisioned, EventType::TenantActivated],
+                    TenantUpdate::default(),
+                )
+                .await?;
+                return Ok(true);
+            }
+            "suspend" => {
+                self.step_transition(
+                    op,
+                    idx,
+                    name,
+                    TenantState::Suspended,
+                    &[EventType::TenantSuspended],
+                    TenantUpdate::default(),
+                )
+                .await?;
+                return Ok(true);
+            }
+            "resume" => {
+                self.step_transition(
+                    op,
+                    idx,
+                    name,
+                    TenantState::Active,
+                    &[EventType::TenantResumed],
+                    TenantUpdate::default(),
+                )
+                .await?;
+                return Ok(true);
+            }
+            "begin_delete" => {
+                self.step_transition(op, idx, name, TenantState::Deleting, &[], TenantUpdate::default())
+                    .await?;
+                return Ok(true);
+            }
+            "drop_space" => {
+                if let Some(space) = &t.space {
+                    self.spaces.driver(&space.shard)?.remove(space, t.id).await?;
+                }
+            }
+            "remove_storage" => {
+                self.storage.remove(&t.region, t.id).await?;
+            }
+            "finish_delete" => {
+                let update = TenantUpdate {
+                    failure: Some(None),
+                    ..TenantUpdate::default()
+                };
+                self.step_transition(
+                    op,
+                    idx,
+                    name,
+                    TenantState::Deleted,
+                    &[EventType::TenantDeleted],
+                    update,
+                )
+                .await?;
+                return Ok(true);
+            }
+            other => {
+                return Err(StepError::permanent(format!("unknown step {other:?}")));
+            }
+        }
+        Ok(false)
+    }
+
+    /// Undoes step `name` of a failed operation. Steps without an effect outside the catalog
+    /// (or whose effect a later undo covers) have nothing to undo.
+    pub(crate) async fn undo_step(&self, op: &Operation, name: &str) -> Result<(), StepError> {
+        let t = self.catalog.tenant(op.tenant_id).await?;
+        match (op.kind, name) {
+            (OperationKind::Provision, "create_space") => {
+                if let Some(space) = &t.space {
+                    self.spaces.driver(&space.shard)?.remove(space, t.id).await?;
+                }
+                self.catalog
+                    .update_tenant(
+                        t.id,
+                        TenantUpdate {
+                            schema_version: Some(None),
+                            ..TenantUpdate::default()
+                        },
+                    )
+                    .await?;
+            }
+            (OperationKind::Provision, "storage") => {
+                self.storage.remove(&t.region, t.id).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Checks that a provisioned tenant has everything it should before it turns active.
+    async fn verify(&self, t: &Tenant) -> Result<(), StepError> {
+        let space = space_of(t)?;
+        let driver = self.spaces.driver(&space.shard)?;
+        let status = driver.status(space, t.id).await?;
+        let latest = self.app.latest_version(driver.engine()).await?;
+        let seeds = self.app.seeds()?.len() as i64;
+        let mut problems = Vec::new();
+        if !status.exists {
+            problems.push("its space does not exist".to_string());
+        }
+        if status.schema_version != latest {
+            problems.push(format!(
+                "its schema is at version {:?}, not {:?}",
+                status.schema_version, latest
+            ));
+        }
+        if status.admins < 1 {
+            problems.push("it has no admin user".into());
+        }
+        if status.seeds_applied != seeds {
+            problems.push(format!("{} of {seeds} seeds are applied", status.seeds_applied));
+        }
+        if !self.storage.exists(&t.region, t.id).await? {
+            problems.push("its storage prefix does not exist".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StepError::permanent(format!(
+                "tenant {} failed verification: {}",
+                t.slug,
+                problems.join("; ")
+            )))
+        }
+    }
+}
+
+fn space_of(t: &Tenant) -> Result<&tenantry_core::space::Space, StepError> {
+    t.space.as_ref().ok_or_else(|| {
+        StepError::permanent(format!("tenant {} has no space recorded yet", t.slug))
+    })
+}
