@@ -31,7 +31,10 @@ pub enum CatalogError {
     IllegalTransition(#[from] IllegalTransition),
     /// A stored value could not be read back (a catalog written by a newer version, or edited).
     #[error("the catalog holds an unreadable value in {column}: {problem}")]
-    Corrupt { column: &'static str, problem: String },
+    Corrupt {
+        column: &'static str,
+        problem: String,
+    },
     /// Migrating the catalog's own schema failed.
     #[error("could not migrate the catalog schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -57,7 +60,9 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
-            Some("5" | "6" | "261" | "262" | "517" | "40001" | "40P01" | "57P01" | "08006" | "08001")
+            Some(
+                "5" | "6" | "261" | "262" | "517" | "40001" | "40P01" | "57P01" | "08006" | "08001"
+            )
         ),
         _ => false,
     }

@@ -36,7 +36,7 @@ impl SqliteCatalog {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         if let Some(parent) = options.get_filename().parent() {
-            std::fs::create_dir_all(parent).map_err(|e| sqlx::Error::Io(e))?;
+            std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -86,9 +86,7 @@ fn tenant_from_row(row: &SqliteRow) -> Result<Tenant> {
         shard: row.try_get("shard")?,
         placement: parse_json("tenants.placement", row.try_get("placement")?)?,
         characteristics: parse_json("tenants.characteristics", row.try_get("characteristics")?)?,
-        space: space
-            .map(|s| parse_json("tenants.space", &s))
-            .transpose()?,
+        space: space.map(|s| parse_json("tenants.space", &s)).transpose()?,
         admin_email: row.try_get("admin_email")?,
         schema_version: row.try_get("schema_version")?,
         failure: failure

@@ -71,14 +71,21 @@ pub trait CatalogStore: Send + Sync + 'static {
     // --- events ---
 
     /// Events after `after_seq`, oldest first, of one tenant or all.
-    async fn events(&self, tenant: Option<TenantId>, after_seq: i64, limit: i64)
-    -> Result<Vec<Event>>;
+    async fn events(
+        &self,
+        tenant: Option<TenantId>,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>>;
 
     // --- operations ---
 
     /// Queues an operation on an existing tenant; refused while another is under way.
-    async fn create_operation(&self, tenant: TenantId, operation: NewOperation)
-    -> Result<Operation>;
+    async fn create_operation(
+        &self,
+        tenant: TenantId,
+        operation: NewOperation,
+    ) -> Result<Operation>;
     async fn operation(&self, id: Uuid) -> Result<Operation>;
     /// Most recent first.
     async fn operations(&self, tenant: Option<TenantId>, limit: i64) -> Result<Vec<Operation>>;

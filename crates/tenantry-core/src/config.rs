@@ -156,7 +156,10 @@ pub enum ConfigError {
     },
     /// The file parsed but its values do not hold together.
     #[error("{path} is invalid:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { path: String, problems: Vec<Problem> },
+    Invalid {
+        path: String,
+        problems: Vec<Problem>,
+    },
 }
 
 impl Config {
@@ -271,7 +274,10 @@ impl Config {
         for (i, s) in self.shards.iter().enumerate() {
             let key = format!("shards[{i}]");
             if let Err(e) = Slug::parse(&s.name) {
-                problem(format!("{key}.name"), e.to_string().replace("slug", "shard name"));
+                problem(
+                    format!("{key}.name"),
+                    e.to_string().replace("slug", "shard name"),
+                );
             }
             if !seen.insert(&s.name) {
                 problem(
@@ -439,8 +445,14 @@ mod tests {
         let dir = make_test_dir(&broken);
         let err = Config::load(&dir.path().join("tenantry.toml")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("shards[1].region: unknown region \"us-est\""), "{msg}");
-        assert!(msg.contains("regions.us-east: the region has no shard"), "{msg}");
+        assert!(
+            msg.contains("shards[1].region: unknown region \"us-est\""),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("regions.us-east: the region has no shard"),
+            "{msg}"
+        );
     }
 
     #[test]

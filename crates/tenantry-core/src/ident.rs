@@ -38,7 +38,14 @@ mod tests {
     #[test]
     fn quotes_safe_names_and_refuses_the_rest() {
         assert_eq!(quote("tenant_0190abcd").unwrap(), "\"tenant_0190abcd\"");
-        for bad in ["", "Robert", "a\"b", "x; drop table t", "1abc", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Robert",
+            "a\"b",
+            "x; drop table t",
+            "1abc",
+            &"a".repeat(64),
+        ] {
             assert!(quote(bad).is_err(), "{bad}");
         }
     }

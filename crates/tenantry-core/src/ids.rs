@@ -75,7 +75,9 @@ impl Slug {
             return Err(invalid("it is longer than 63 characters"));
         }
         if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-            return Err(invalid("it contains a character other than a-z, 0-9 or '-'"));
+            return Err(invalid(
+                "it contains a character other than a-z, 0-9 or '-'",
+            ));
         }
         Ok(Self(value.to_owned()))
     }

@@ -245,7 +245,9 @@ fn matches(when: &Condition, t: &Characteristics) -> bool {
         && (when.plans.is_empty() || when.plans.contains(&t.plan))
         && (when.regions.is_empty() || when.regions.contains(&t.region))
         && when.min_members.is_none_or(|m| t.members >= m)
-        && when.min_monthly_api_calls.is_none_or(|m| t.monthly_api_calls >= m)
+        && when
+            .min_monthly_api_calls
+            .is_none_or(|m| t.monthly_api_calls >= m)
 }
 
 fn describe_match(when: &Condition, t: &Characteristics) -> String {
@@ -295,7 +297,10 @@ mod tests {
             ("standard".into(), plan(Isolation::Shared, Compute::Shared)),
             ("business".into(), plan(Isolation::Schema, Compute::Shared)),
             ("premium".into(), plan(Isolation::Database, Compute::Shared)),
-            ("enterprise".into(), plan(Isolation::Database, Compute::Dedicated)),
+            (
+                "enterprise".into(),
+                plan(Isolation::Database, Compute::Dedicated),
+            ),
         ])
     }
 
@@ -357,7 +362,10 @@ mod tests {
     #[test]
     fn plans_decide_by_default() {
         let p = simple(&tenant("standard"));
-        assert_eq!((p.isolation, p.rule.as_str()), (Isolation::Shared, "plan:standard"));
+        assert_eq!(
+            (p.isolation, p.rule.as_str()),
+            (Isolation::Shared, "plan:standard")
+        );
         let p = simple(&tenant("premium"));
         assert_eq!(p.isolation, Isolation::Database);
         assert!(!p.overridden);
@@ -381,7 +389,10 @@ mod tests {
         assert_eq!(simple(&t).rule, "compliance-dedicated-database");
         t.compliance.clear();
         let p = simple(&t);
-        assert_eq!((p.rule.as_str(), p.compute), ("high-traffic", Compute::Dedicated));
+        assert_eq!(
+            (p.rule.as_str(), p.compute),
+            ("high-traffic", Compute::Dedicated)
+        );
         assert_eq!(p.isolation, Isolation::Shared);
     }
 
@@ -397,11 +408,23 @@ mod tests {
         let mut t = tenant("standard");
         t.compliance = vec!["gdpr".into()];
         let p = decide_with(&t, &overrides, None, true, SchemaFallback::Database).unwrap();
-        assert_eq!((p.isolation, p.rule.as_str()), (Isolation::Schema, "override:acme"));
+        assert_eq!(
+            (p.isolation, p.rule.as_str()),
+            (Isolation::Schema, "override:acme")
+        );
         assert!(p.overridden);
-        let p = decide_with(&t, &overrides, Some(Isolation::Shared), true, SchemaFallback::Database)
-            .unwrap();
-        assert_eq!((p.isolation, p.rule.as_str()), (Isolation::Shared, "operator-override"));
+        let p = decide_with(
+            &t,
+            &overrides,
+            Some(Isolation::Shared),
+            true,
+            SchemaFallback::Database,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.isolation, p.rule.as_str()),
+            (Isolation::Shared, "operator-override")
+        );
     }
 
     #[test]
@@ -409,8 +432,15 @@ mod tests {
         let t = tenant("business");
         let none = BTreeMap::new();
         let p = decide_with(&t, &none, None, false, SchemaFallback::Database).unwrap();
-        assert_eq!((p.isolation, p.rule.as_str()), (Isolation::Database, "schema-fallback"));
-        assert!(p.reason.contains("plan:business chose schema"), "{}", p.reason);
+        assert_eq!(
+            (p.isolation, p.rule.as_str()),
+            (Isolation::Database, "schema-fallback")
+        );
+        assert!(
+            p.reason.contains("plan:business chose schema"),
+            "{}",
+            p.reason
+        );
         let p = decide_with(&t, &none, None, false, SchemaFallback::Shared).unwrap();
         assert_eq!(p.isolation, Isolation::Shared);
         let err = decide_with(&t, &none, None, false, SchemaFallback::Reject).unwrap_err();
@@ -421,8 +451,14 @@ mod tests {
 
     #[test]
     fn an_unknown_plan_lists_the_known_ones() {
-        let err = decide_with(&tenant("gold"), &BTreeMap::new(), None, true, SchemaFallback::Database)
-            .unwrap_err();
+        let err = decide_with(
+            &tenant("gold"),
+            &BTreeMap::new(),
+            None,
+            true,
+            SchemaFallback::Database,
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "unknown plan \"gold\"; known plans: business, enterprise, free, premium, standard"

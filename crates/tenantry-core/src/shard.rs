@@ -45,7 +45,9 @@ impl ShardUsage {
 #[non_exhaustive]
 pub enum ResolveError {
     /// The region has no shard at all.
-    #[error("region {region:?} has no shard; add one to tenantry.toml or with `tenantry shard add`")]
+    #[error(
+        "region {region:?} has no shard; add one to tenantry.toml or with `tenantry shard add`"
+    )]
     NoShards { region: String },
     /// Every shard of the region is draining or full.
     #[error(
@@ -85,13 +87,12 @@ pub fn resolve_shard<'a>(
             });
     }
     if let Some(name) = requested {
-        let shard = shards
-            .iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| ResolveError::RequestedShardUnusable {
+        let shard = shards.iter().find(|s| s.name == name).ok_or_else(|| {
+            ResolveError::RequestedShardUnusable {
                 shard: name.to_owned(),
                 problem: "there is no such shard".into(),
-            })?;
+            }
+        })?;
         let problem = if shard.region != region {
             Some(format!(
                 "it is in region {:?}, not {region:?}",
@@ -195,14 +196,25 @@ mod tests {
             make_test_shard("eu-1", "eu-west", 10, 0),
             make_test_shard("us-1", "us-east", 10, 0),
         ];
-        let err =
-            resolve_shard("eu-west", Isolation::Database, "eu-1", Some("us-1"), &shards).unwrap_err();
+        let err = resolve_shard(
+            "eu-west",
+            Isolation::Database,
+            "eu-1",
+            Some("us-1"),
+            &shards,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("not \"eu-west\""), "{err}");
     }
 
     #[test]
     fn a_region_without_shards_is_named() {
         let err = resolve_shard("ap-south", Isolation::Shared, "x", None, &[]).unwrap_err();
-        assert_eq!(err, ResolveError::NoShards { region: "ap-south".into() });
+        assert_eq!(
+            err,
+            ResolveError::NoShards {
+                region: "ap-south".into()
+            }
+        );
     }
 }

@@ -88,7 +88,9 @@ fn transient_sqlx(e: &sqlx::Error) -> bool {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
-            Some("5" | "6" | "261" | "262" | "517" | "40001" | "40P01" | "57P01" | "08006" | "08001")
+            Some(
+                "5" | "6" | "261" | "262" | "517" | "40001" | "40P01" | "57P01" | "08006" | "08001"
+            )
         ),
         _ => false,
     }

@@ -92,7 +92,9 @@ async fn tenant_tables(conn: &mut SqliteConnection) -> Result<Vec<String>> {
                 .await?;
         parents.insert(
             t.clone(),
-            refs.into_iter().filter(|r| r != t && tables.contains(r)).collect(),
+            refs.into_iter()
+                .filter(|r| r != t && tables.contains(r))
+                .collect(),
         );
     }
     // Repeatedly take the tables no remaining table refers to.
@@ -119,13 +121,13 @@ async fn tenant_tables(conn: &mut SqliteConnection) -> Result<Vec<String>> {
 }
 
 async fn table_exists(conn: &mut SqliteConnection, name: &str) -> Result<bool> {
-    Ok(
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
-            .bind(name)
-            .fetch_one(&mut *conn)
-            .await?
-            > 0,
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
     )
+    .bind(name)
+    .fetch_one(&mut *conn)
+    .await?
+        > 0)
 }
 
 fn remove_file(path: &Path) -> Result<()> {
@@ -179,16 +181,19 @@ impl SpaceDriver for SqliteSpaces {
         let space_name = path.display().to_string();
         // `run_direct` is sqlx's own way around the higher-ranked `Acquire` bound that `run`
         // puts on a future that must be `Send`.
-        migrator.run_direct(None, &mut conn, false).await.map_err(|e| match e {
-            MigrateError::VersionMismatch(version) => SpaceError::MigrationChanged {
-                version,
-                space: space_name.clone(),
-            },
-            source => SpaceError::Migrate {
-                space: space_name.clone(),
-                source,
-            },
-        })?;
+        migrator
+            .run_direct(None, &mut conn, false)
+            .await
+            .map_err(|e| match e {
+                MigrateError::VersionMismatch(version) => SpaceError::MigrationChanged {
+                    version,
+                    space: space_name.clone(),
+                },
+                source => SpaceError::Migrate {
+                    space: space_name.clone(),
+                    source,
+                },
+            })?;
         let version = schema_version(&mut conn).await?;
         conn.close().await?;
         Ok(version)
@@ -344,7 +349,11 @@ mod tests {
     #[tokio::test]
     async fn shared_tenants_are_created_seeded_and_dropped_without_touching_neighbours() {
         let dir = tempfile::tempdir().unwrap();
-        let driver = SqliteSpaces::new("eu-west-1", dir.path().to_path_buf(), make_test_app(dir.path()));
+        let driver = SqliteSpaces::new(
+            "eu-west-1",
+            dir.path().to_path_buf(),
+            make_test_app(dir.path()),
+        );
         let (a, b) = (TenantId::generate(), TenantId::generate());
         let slug = Slug::parse("acme").unwrap();
         let space = driver.locate(a, Isolation::Shared).unwrap();
@@ -354,9 +363,16 @@ mod tests {
             let v = driver.migrate(&space).await.unwrap();
             assert!(v.is_some());
             assert_eq!(driver.seed(&space, t, &slug).await.unwrap(), 1);
-            assert_eq!(driver.seed(&space, t, &slug).await.unwrap(), 0, "seeds run once");
+            assert_eq!(
+                driver.seed(&space, t, &slug).await.unwrap(),
+                0,
+                "seeds run once"
+            );
             for _ in 0..2 {
-                driver.bootstrap_admin(&space, t, "admin@acme.example").await.unwrap();
+                driver
+                    .bootstrap_admin(&space, t, "admin@acme.example")
+                    .await
+                    .unwrap();
             }
         }
         let before_b = driver.status(&space, b).await.unwrap();
@@ -370,18 +386,28 @@ mod tests {
     #[tokio::test]
     async fn a_database_tenant_gets_its_own_file_and_loses_it_on_drop() {
         let dir = tempfile::tempdir().unwrap();
-        let driver = SqliteSpaces::new("us-east-1", dir.path().to_path_buf(), make_test_app(dir.path()));
+        let driver = SqliteSpaces::new(
+            "us-east-1",
+            dir.path().to_path_buf(),
+            make_test_app(dir.path()),
+        );
         let t = TenantId::generate();
         let space = driver.locate(t, Isolation::Database).unwrap();
         driver.create(&space).await.unwrap();
         driver.create(&space).await.unwrap();
         driver.migrate(&space).await.unwrap();
         driver.migrate(&space).await.unwrap();
-        driver.bootstrap_admin(&space, t, "a@b.example").await.unwrap();
+        driver
+            .bootstrap_admin(&space, t, "a@b.example")
+            .await
+            .unwrap();
         assert!(space.path.as_ref().unwrap().exists());
         driver.remove(&space, t).await.unwrap();
         assert!(!space.path.as_ref().unwrap().exists());
-        assert_eq!(driver.status(&space, t).await.unwrap(), SpaceStatus::default());
+        assert_eq!(
+            driver.status(&space, t).await.unwrap(),
+            SpaceStatus::default()
+        );
         assert!(driver.locate(t, Isolation::Schema).is_err());
     }
 }

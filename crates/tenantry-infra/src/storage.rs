@@ -155,6 +155,9 @@ mod tests {
         assert_eq!(storage.remove("eu-west", a).await.unwrap(), 1);
         assert_eq!(storage.remove("eu-west", a).await.unwrap(), 0);
         assert!(!folder.exists(), "the tenant's folder is removed");
-        assert!(storage.exists("eu-west", b).await.unwrap(), "neighbours are kept");
+        assert!(
+            storage.exists("eu-west", b).await.unwrap(),
+            "neighbours are kept"
+        );
     }
 }

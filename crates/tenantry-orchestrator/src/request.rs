@@ -104,7 +104,14 @@ mod tests {
     #[test]
     fn emails_and_tags_are_checked() {
         assert!(validate_email("admin@acme.example").is_ok());
-        for bad in ["", "admin", "@acme.example", "a@b", "a b@c.example", "a@.example"] {
+        for bad in [
+            "",
+            "admin",
+            "@acme.example",
+            "a@b",
+            "a b@c.example",
+            "a@.example",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
         assert!(validate_tag("hipaa").is_ok());

@@ -87,7 +87,11 @@ impl Orchestrator {
     /// Takes or renews the lease on `id`.
     async fn claim(&self, id: Uuid) -> Result<Operation> {
         let until = chrono::Utc::now() + self.lease;
-        match self.catalog.claim_operation(id, &self.worker, until).await? {
+        match self
+            .catalog
+            .claim_operation(id, &self.worker, until)
+            .await?
+        {
             Some(op) => Ok(op),
             None => {
                 let op = self.catalog.operation(id).await?;
@@ -115,7 +119,10 @@ impl Orchestrator {
             let span = tracing::info_span!("step", step = name, idx = step.idx);
             let started = Instant::now();
             progress.step_started(op, step.idx as usize, name);
-            let outcome = self.run_one(op, step.idx, name, progress).instrument(span).await;
+            let outcome = self
+                .run_one(op, step.idx, name, progress)
+                .instrument(span)
+                .await;
             match outcome {
                 Ok(()) => {
                     let took = started.elapsed();
@@ -188,7 +195,10 @@ impl Orchestrator {
                         return Ok(OrchestratorError::OperationFailed {
                             operation: op.id,
                             step: step.name.clone(),
-                            error: format!("undo failed, run `tenantry ops resume {}` once the cause is fixed: {}", op.id, e.message),
+                            error: format!(
+                                "undo failed, run `tenantry ops resume {}` once the cause is fixed: {}",
+                                op.id, e.message
+                            ),
                         });
                     }
                 }
@@ -242,7 +252,11 @@ impl Orchestrator {
                 .await?;
         }
         self.catalog
-            .set_operation_state(op.id, OperationState::Failed, Some(format!("{step}: {error}")))
+            .set_operation_state(
+                op.id,
+                OperationState::Failed,
+                Some(format!("{step}: {error}")),
+            )
             .await?;
         tracing::warn!(%step, %error, "operation failed and was rolled back");
         Ok(OrchestratorError::OperationFailed {

@@ -7,9 +7,7 @@ use crate::steps::steps_of;
 use std::sync::Arc;
 use std::time::Duration;
 use tenantry_catalog::CatalogStore;
-use tenantry_catalog::model::{
-    Cause, NewOperation, NewTenant, Operation, OperationKind, Tenant,
-};
+use tenantry_catalog::model::{Cause, NewOperation, NewTenant, Operation, OperationKind, Tenant};
 use tenantry_core::config::Config;
 use tenantry_core::placement;
 use tenantry_core::shard::resolve_shard;

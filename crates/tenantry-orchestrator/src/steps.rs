@@ -28,7 +28,12 @@ pub const PROVISION_STEPS: &[&str] = &[
 ];
 const SUSPEND_STEPS: &[&str] = &["suspend"];
 const RESUME_STEPS: &[&str] = &["resume"];
-const DELETE_STEPS: &[&str] = &["begin_delete", "drop_space", "remove_storage", "finish_delete"];
+const DELETE_STEPS: &[&str] = &[
+    "begin_delete",
+    "drop_space",
+    "remove_storage",
+    "finish_delete",
+];
 
 /// The steps of an operation kind, in order.
 pub fn steps_of(kind: OperationKind) -> &'static [&'static str] {
@@ -105,8 +110,15 @@ impl Orchestrator {
                     )));
                 }
                 self.spaces.driver(&t.shard)?;
-                self.step_transition(op, idx, name, TenantState::Validating, &[], TenantUpdate::default())
-                    .await?;
+                self.step_transition(
+                    op,
+                    idx,
+                    name,
+                    TenantState::Validating,
+                    &[],
+                    TenantUpdate::default(),
+                )
+                .await?;
                 return Ok(true);
             }
             "place" => {
@@ -190,13 +202,23 @@ impl Orchestrator {
                 return Ok(true);
             }
             "begin_delete" => {
-                self.step_transition(op, idx, name, TenantState::Deleting, &[], TenantUpdate::default())
-                    .await?;
+                self.step_transition(
+                    op,
+                    idx,
+                    name,
+                    TenantState::Deleting,
+                    &[],
+                    TenantUpdate::default(),
+                )
+                .await?;
                 return Ok(true);
             }
             "drop_space" => {
                 if let Some(space) = &t.space {
-                    self.spaces.driver(&space.shard)?.remove(space, t.id).await?;
+                    self.spaces
+                        .driver(&space.shard)?
+                        .remove(space, t.id)
+                        .await?;
                 }
             }
             "remove_storage" => {
@@ -232,7 +254,10 @@ impl Orchestrator {
         match (op.kind, name) {
             (OperationKind::Provision, "create_space") => {
                 if let Some(space) = &t.space {
-                    self.spaces.driver(&space.shard)?.remove(space, t.id).await?;
+                    self.spaces
+                        .driver(&space.shard)?
+                        .remove(space, t.id)
+                        .await?;
                 }
                 self.catalog
                     .update_tenant(
@@ -273,7 +298,10 @@ impl Orchestrator {
             problems.push("it has no admin user".into());
         }
         if status.seeds_applied != seeds {
-            problems.push(format!("{} of {seeds} seeds are applied", status.seeds_applied));
+            problems.push(format!(
+                "{} of {seeds} seeds are applied",
+                status.seeds_applied
+            ));
         }
         if !self.storage.exists(&t.region, t.id).await? {
             problems.push("its storage prefix does not exist".into());
@@ -291,7 +319,7 @@ impl Orchestrator {
 }
 
 fn space_of(t: &Tenant) -> Result<&tenantry_core::space::Space, StepError> {
-    t.space.as_ref().ok_or_else(|| {
-        StepError::permanent(format!("tenant {} has no space recorded yet", t.slug))
-    })
+    t.space
+        .as_ref()
+        .ok_or_else(|| StepError::permanent(format!("tenant {} has no space recorded yet", t.slug)))
 }

@@ -1,0 +1,203 @@
+//! The command line, as clap types.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use tenantry_core::{Isolation, TenantState};
+
+/// Tenantry: a control plane for multi-tenant SaaS.
+#[derive(Debug, Parser)]
+#[command(name = "tenantry", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file [default: $TENANTRY_CONFIG, then ./tenantry.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Output format
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Table, env = "TENANTRY_OUTPUT")]
+    pub output: Output,
+    /// Log format (logs go to standard error)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More logging (-v: info, -vv: debug); RUST_LOG overrides
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Human-readable tables
+    Table,
+    /// JSON, for scripts
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a working default configuration and the storefront sample application into DIR
+    Init(InitArgs),
+    /// Create, inspect and change tenants
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Lifecycle events from the outbox
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Durable operations and their steps
+    #[command(subcommand)]
+    Ops(OpsCommand),
+    /// Plans and their defaults
+    #[command(subcommand)]
+    Plan(ListOnly),
+    /// Regions and their shards
+    #[command(subcommand)]
+    Region(ListOnly),
+    /// Shards, their tenants and room left
+    #[command(subcommand)]
+    Shard(ListOnly),
+    /// Run the worker: pick up and finish queued and interrupted operations until stopped
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to write into (created if missing)
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite an existing tenantry.toml
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Provision a tenant
+    Create(CreateArgs),
+    /// List tenants
+    List(ListArgs),
+    /// Show one tenant: placement, space, storage, schema version
+    Show(SlugArg),
+    /// The tenant's state transitions, oldest first
+    History(SlugArg),
+    /// Stop serving a tenant; its data and storage are kept
+    Suspend(SlugArg),
+    /// Serve a suspended tenant again
+    Resume(SlugArg),
+    /// Remove a tenant's space and storage; its catalog record stays, state deleted
+    Delete(SlugArg),
+}
+
+#[derive(Debug, Args)]
+pub struct SlugArg {
+    /// The tenant's slug
+    pub slug: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The tenant's slug: 2-63 characters of a-z, 0-9 and '-', starting with a letter
+    pub slug: String,
+    /// Plan (see `tenantry plan list`)
+    #[arg(long)]
+    pub plan: String,
+    /// Region (see `tenantry region list`)
+    #[arg(long)]
+    pub region: String,
+    /// Compliance tag (hipaa, gdpr, pci, sox, …); repeatable
+    #[arg(long = "compliance", value_name = "TAG")]
+    pub compliance: Vec<String>,
+    /// Number of members (users) the tenant has
+    #[arg(long, default_value_t = 0)]
+    pub members: u64,
+    /// API calls the tenant makes a month
+    #[arg(long, default_value_t = 0)]
+    pub monthly_api_calls: u64,
+    /// Operator's override of the isolation, recorded as such
+    #[arg(long, value_parser = parse_isolation)]
+    pub isolation: Option<Isolation>,
+    /// The bootstrap admin's email [default: admin@<slug>.example]
+    #[arg(long)]
+    pub admin_email: Option<String>,
+    /// Print the placement decision and the steps that would run; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, value_parser = parse_state)]
+    pub state: Option<TenantState>,
+    #[arg(long)]
+    pub region: Option<String>,
+    #[arg(long, value_parser = parse_isolation)]
+    pub isolation: Option<Isolation>,
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// Include deleted tenants
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Events in outbox order
+    List {
+        /// Only this tenant's events
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only events after this sequence number
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// Recent operations
+    List {
+        /// Only this tenant's operations
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One operation with its steps, durations and errors
+    Show { id: String },
+    /// The step names of an operation kind, in order
+    Steps {
+        /// provision, suspend, resume or delete
+        kind: String,
+    },
+    /// Finish interrupted operations (one, or all whose worker is gone)
+    Resume { id: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListOnly {
+    /// List them
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Seconds between looks for work
+    #[arg(long, default_value_t = 2)]
+    pub interval: u64,
+}
+
+fn parse_isolation(s: &str) -> Result<Isolation, String> {
+    s.parse()
+        .map_err(|e: tenantry_core::isolation::UnknownValue| e.to_string())
+}
+
+fn parse_state(s: &str) -> Result<TenantState, String> {
+    s.parse()
+        .map_err(|e: tenantry_core::isolation::UnknownValue| e.to_string())
+}

@@ -1,0 +1,133 @@
+//! `tenantry ops …`: operations and their steps.
+
+use crate::cli::{Cli, OpsCommand};
+use crate::context::open;
+use crate::exit::BadInput;
+use crate::output::{emit, or_dash, table};
+use crate::progress::StepProgress;
+use anyhow::Result;
+use tenantry_catalog::model::{Operation, OperationKind};
+use tenantry_orchestrator::steps::steps_of;
+use uuid::Uuid;
+
+fn parse_id(id: &str) -> Result<Uuid> {
+    id.parse().map_err(|_| {
+        BadInput(format!(
+            "{id:?} is not an operation id; `tenantry ops list` shows them"
+        ))
+        .into()
+    })
+}
+
+pub async fn run(cli: &Cli, cmd: &OpsCommand) -> Result<()> {
+    if let OpsCommand::Steps { kind } = cmd {
+        let kind: OperationKind = kind.parse().map_err(|_| {
+            BadInput(format!(
+                "unknown operation kind {kind:?}: expected provision, suspend, resume or delete"
+            ))
+        })?;
+        let steps = steps_of(kind);
+        emit(cli.output, &steps, |steps| {
+            for s in *steps {
+                println!("{s}");
+            }
+        });
+        return Ok(());
+    }
+    let orch = open(cli).await?;
+    match cmd {
+        OpsCommand::List { tenant, limit } => {
+            let tenant_id = match tenant {
+                Some(slug) => Some(orch.catalog().tenant_by_slug(slug).await?.id),
+                None => None,
+            };
+            let ops = orch.catalog().operations(tenant_id, *limit).await?;
+            emit(cli.output, &ops, |ops| {
+                let mut t = table(&["id", "kind", "state", "steps done", "created", "error"]);
+                for op in ops {
+                    let done = op
+                        .steps
+                        .iter()
+                        .filter(|s| s.state == tenantry_catalog::model::StepState::Done)
+                        .count();
+                    t.add_row(vec![
+                        op.id.to_string(),
+                        op.kind.to_string(),
+                        op.state.to_string(),
+                        format!("{done}/{}", op.steps.len()),
+                        op.created_at.to_rfc3339(),
+                        or_dash(op.error.clone()),
+                    ]);
+                }
+                println!("{t}");
+            });
+        }
+        OpsCommand::Show { id } => {
+            let op = orch.catalog().operation(parse_id(id)?).await?;
+            emit(cli.output, &op, print_operation);
+        }
+        OpsCommand::Resume { id } => {
+            let ids = match id {
+                Some(id) => vec![parse_id(id)?],
+                None => {
+                    orch.catalog()
+                        .claimable_operations(chrono::Utc::now(), 1000)
+                        .await?
+                }
+            };
+            let mut results = Vec::new();
+            let mut failures = 0;
+            for id in ids {
+                let op = orch.catalog().operation(id).await?;
+                let progress = StepProgress::new(format!("{} {}", op.kind, op.id), op.steps.len());
+                let outcome = orch.run(id, &progress).await;
+                progress.finish();
+                let op = orch.catalog().operation(id).await?;
+                if let Err(e) = &outcome {
+                    failures += 1;
+                    eprintln!("operation {id}: {e}");
+                }
+                results.push(op);
+            }
+            emit(cli.output, &results, |ops| {
+                if ops.is_empty() {
+                    println!("No interrupted operations.");
+                }
+                for op in ops {
+                    println!("{} {} {}", op.id, op.kind, op.state);
+                }
+            });
+            if failures > 0 {
+                anyhow::bail!("{failures} operation(s) did not succeed");
+            }
+        }
+        OpsCommand::Steps { .. } => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+fn print_operation(op: &Operation) {
+    println!(
+        "operation {} ({}) on tenant {}: {}",
+        op.id, op.kind, op.tenant_id, op.state
+    );
+    if let Some(e) = &op.error {
+        println!("error: {e}");
+    }
+    let mut t = table(&["#", "step", "state", "attempts", "took", "error"]);
+    for s in &op.steps {
+        let took = match (s.started_at, s.finished_at) {
+            (Some(a), Some(b)) => format!("{} ms", (b - a).num_milliseconds()),
+            _ => "-".into(),
+        };
+        t.add_row(vec![
+            (s.idx + 1).to_string(),
+            s.name.clone(),
+            s.state.to_string(),
+            s.attempts.to_string(),
+            took,
+            or_dash(s.last_error.clone()),
+        ]);
+    }
+    println!("{t}");
+}
