@@ -12,6 +12,7 @@
 //! - [`events`]: the lifecycle event types published through the outbox.
 //! - [`config`]: `tenantry.toml`, typed and validated at load.
 //! - [`ident`]: validation and quoting of identifiers that reach SQL.
+//! - [`secrets`]: sealing credentials at rest under the master key.
 
 pub mod config;
 pub mod events;
@@ -20,6 +21,7 @@ pub mod ids;
 pub mod isolation;
 pub mod lifecycle;
 pub mod placement;
+pub mod secrets;
 pub mod shard;
 pub mod space;
 
