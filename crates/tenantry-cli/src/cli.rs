@@ -126,6 +126,10 @@ pub struct CreateArgs {
     /// Print the placement decision and the steps that would run; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Record the request and queue its operation for a worker (`tenantry serve`) instead of
+    /// running it here
+    #[arg(long, conflicts_with = "dry_run")]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Args)]

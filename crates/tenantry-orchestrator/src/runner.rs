@@ -25,6 +25,23 @@ const MAX_ATTEMPTS: u32 = 5;
 const BASE_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Why running the steps stopped.
+enum StepsFailed {
+    /// A step failed for good: its name and the error.
+    Permanent(String, String),
+    /// The lease went to another worker.
+    LeaseLost(OrchestratorError),
+}
+
+/// Aborts the heartbeat task when dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Told about an operation's progress (the CLI draws a progress bar with it).
 pub trait Progress: Send + Sync {
     fn step_started(&self, _op: &Operation, _idx: usize, _name: &str) {}
@@ -58,10 +75,18 @@ impl Orchestrator {
         if !op.state.is_open() {
             return Ok(op);
         }
+        let _heartbeat = self.heartbeat(id);
+        let started = Instant::now();
         tracing::info!(state = %op.state, "running operation");
-        if op.state != OperationState::RollingBack
-            && let Err((step, error)) = self.run_steps(&op, progress).await
-        {
+        if op.state != OperationState::RollingBack {
+            let (step, error) = match self.run_steps(&op, progress).await {
+                Ok(()) => (String::new(), String::new()),
+                Err(StepsFailed::LeaseLost(e)) => return Err(e),
+                Err(StepsFailed::Permanent(step, error)) => (step, error),
+            };
+            if step.is_empty() {
+                return self.succeed(&op, started).await;
+            }
             tracing::warn!(%step, %error, "step failed for good; rolling back");
             progress.rolling_back(&op, &step, &error);
             self.catalog
@@ -73,15 +98,44 @@ impl Orchestrator {
                 .await?;
             op = self.catalog.operation(id).await?;
         }
-        if op.state == OperationState::RollingBack {
-            return Err(self.roll_back(&op).await?);
-        }
+        let error = self.roll_back(&op).await?;
+        metrics::counter!("tenantry_operations_total", "kind" => op.kind.as_str(), "outcome" => "failed")
+            .increment(1);
+        Err(error)
+    }
+
+    async fn succeed(&self, op: &Operation, started: Instant) -> Result<Operation> {
         self.catalog
-            .set_operation_state(id, OperationState::Succeeded, None)
+            .set_operation_state(op.id, OperationState::Succeeded, None)
             .await?;
-        let op = self.catalog.operation(id).await?;
-        tracing::info!("operation succeeded");
+        let op = self.catalog.operation(op.id).await?;
+        let isolation = match self.catalog.tenant(op.tenant_id).await {
+            Ok(t) => t.isolation.as_str(),
+            Err(_) => "unknown",
+        };
+        metrics::histogram!("tenantry_operation_duration_seconds", "kind" => op.kind.as_str(), "isolation" => isolation)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("tenantry_operations_total", "kind" => op.kind.as_str(), "outcome" => "succeeded")
+            .increment(1);
+        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "operation succeeded");
         Ok(op)
+    }
+
+    /// Keeps renewing the lease on `id` while the returned guard lives, so that a long step is
+    /// not mistaken for a dead worker.
+    fn heartbeat(&self, id: Uuid) -> Heartbeat {
+        let catalog = self.catalog.clone();
+        let worker = self.worker.clone();
+        let lease = self.lease;
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let until = chrono::Utc::now() + lease;
+                if let Err(e) = catalog.claim_operation(id, &worker, until).await {
+                    tracing::warn!(error = %e, "could not renew the lease");
+                }
+            }
+        }))
     }
 
     /// Takes or renews the lease on `id`.
@@ -109,13 +163,13 @@ impl Orchestrator {
         &self,
         op: &Operation,
         progress: &dyn Progress,
-    ) -> std::result::Result<(), (String, String)> {
+    ) -> std::result::Result<(), StepsFailed> {
         for step in op.steps.iter().filter(|s| s.state != StepState::Done) {
             let name = step.name.as_str();
-            let fail = |e: StepError| (name.to_owned(), e.message);
-            self.claim(op.id)
-                .await
-                .map_err(|e| fail(StepError::from(e)))?;
+            let fail = |e: StepError| StepsFailed::Permanent(name.to_owned(), e.message);
+            // Another worker took the operation over (our lease expired): stop, without undoing
+            // anything — the operation is theirs now.
+            self.claim(op.id).await.map_err(StepsFailed::LeaseLost)?;
             let span = tracing::info_span!("step", step = name, idx = step.idx);
             let started = Instant::now();
             progress.step_started(op, step.idx as usize, name);
@@ -127,6 +181,8 @@ impl Orchestrator {
                 Ok(()) => {
                     let took = started.elapsed();
                     tracing::info!(step = name, took_ms = took.as_millis() as u64, "step done");
+                    metrics::histogram!("tenantry_step_duration_seconds", "step" => name.to_owned())
+                        .record(took.as_secs_f64());
                     progress.step_finished(op, step.idx as usize, name, took);
                 }
                 Err(e) => {
@@ -162,6 +218,8 @@ impl Orchestrator {
                 Ok(checkpointed) => break checkpointed,
                 Err(e) if e.transient && attempt < MAX_ATTEMPTS => {
                     tracing::warn!(attempt, error = %e.message, "transient failure; retrying");
+                    metrics::counter!("tenantry_step_retries_total", "step" => name.to_owned())
+                        .increment(1);
                     progress.step_retrying(name, attempt, &e.message);
                     tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
