@@ -16,8 +16,30 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The commented default configuration `tenantry init` writes.
-pub const DEFAULT_TOML: &str = include_str!("default.toml");
+/// The commented default configuration `tenantry init` writes: everything on SQLite.
+pub const DEFAULT_TOML: &str = concat!(
+    include_str!("default_sqlite.toml"),
+    include_str!("default_common.toml")
+);
+
+const POSTGRES_HEAD: &str = include_str!("default_postgres.toml");
+
+/// The default configuration with the catalog and one shard per region on the PostgreSQL
+/// server of `admin_url` (a superuser URL such as `postgres://postgres@127.0.0.1:5432/postgres`);
+/// the catalog lives in its database `tenantry_catalog`.
+pub fn default_toml_postgres(admin_url: &str) -> String {
+    let server = admin_url
+        .split('?')
+        .next()
+        .unwrap_or(admin_url)
+        .rsplit_once('/')
+        .map(|(server, _)| server)
+        .unwrap_or(admin_url);
+    let head = POSTGRES_HEAD
+        .replace("{{catalog_url}}", &format!("{server}/tenantry_catalog"))
+        .replace("{{admin_url}}", admin_url);
+    format!("{head}{}", include_str!("default_common.toml"))
+}
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +61,9 @@ pub struct Config {
     /// How tenants are placed beyond their plan's defaults.
     #[serde(default)]
     pub placement: PlacementConfig,
+    /// Where the master key that seals tenant credentials comes from.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
     /// The directory the file was loaded from; relative paths were resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -80,6 +105,19 @@ pub struct RegionConfig {
     /// The shard holding the region's shared database; the region's first shard when absent.
     #[serde(default)]
     pub shared_shard: Option<String>,
+    /// The name of the region's shared database (also its SQLite file name, plus `.db`);
+    /// `tenantry_shared_<region>` when absent, so regions sharing a server never collide.
+    #[serde(default)]
+    pub shared_database: Option<String>,
+}
+
+/// The master key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// A file holding the base64 master key; `TENANTRY_MASTER_KEY` takes precedence.
+    #[serde(default)]
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// One shard.
@@ -216,6 +254,9 @@ impl Config {
         abs(&mut self.storage.root);
         abs(&mut self.application.migrations);
         abs(&mut self.application.seeds);
+        if let Some(key) = self.secrets.master_key_file.as_mut() {
+            abs(key);
+        }
         for shard in &mut self.shards {
             if let Some(dir) = shard.directory.as_mut() {
                 abs(dir);
@@ -321,6 +362,11 @@ impl Config {
                     "the region has no shard; add a [[shards]] entry with this region".into(),
                 );
             }
+            if let Some(db) = &region.shared_database
+                && let Err(e) = crate::ident::validate(db)
+            {
+                problem(format!("regions.{name}.shared_database"), e.to_string());
+            }
             if let Some(shared) = &region.shared_shard
                 && !own.iter().any(|s| &s.name == shared)
             {
@@ -399,6 +445,14 @@ impl Config {
         declared.or_else(|| self.shards.iter().find(|s| s.region == region))
     }
 
+    /// The name of `region`'s shared database.
+    pub fn shared_database(&self, region: &str) -> String {
+        self.regions
+            .get(region)
+            .and_then(|r| r.shared_database.clone())
+            .unwrap_or_else(|| format!("tenantry_shared_{}", region.replace('-', "_")))
+    }
+
     /// The placement policy the configuration declares.
     pub fn policy(&self) -> crate::placement::Policy<'_> {
         crate::placement::Policy {
@@ -437,6 +491,21 @@ mod tests {
             assert!(config.plan(plan).is_some(), "{plan}");
         }
         assert_eq!(config.shared_shard("us-east").unwrap().region, "us-east");
+    }
+
+    #[test]
+    fn the_postgres_default_loads_and_points_everything_at_the_server() {
+        let dir = make_test_dir(&default_toml_postgres(
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ));
+        let config = Config::load(&dir.path().join("tenantry.toml")).unwrap();
+        assert_eq!(
+            config.catalog.url,
+            "postgres://postgres@127.0.0.1:5432/tenantry_catalog"
+        );
+        assert!(config.shards.iter().all(|s| s.engine == Engine::Postgres));
+        assert_eq!(config.shards.len(), 2);
+        assert_eq!(config.shared_database("eu-west"), "tenantry_shared_eu_west");
     }
 
     #[test]

@@ -113,7 +113,10 @@ mod tests {
         );
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
-        assert_eq!(key.open("tenant-a", &tampered), Err(SecretError::Unsealable));
+        assert_eq!(
+            key.open("tenant-a", &tampered),
+            Err(SecretError::Unsealable)
+        );
         assert_ne!(key.seal("tenant-a", b"s3cret"), sealed, "nonces differ");
     }
 
@@ -123,6 +126,9 @@ mod tests {
         let again = MasterKey::parse(&format!(" {}\n", key.to_base64())).unwrap();
         assert_eq!(again.open("t", &key.seal("t", b"x")).unwrap(), b"x");
         assert_eq!(format!("{key:?}"), "MasterKey(<redacted>)");
-        assert_eq!(MasterKey::parse("too-short").unwrap_err(), SecretError::BadKey);
+        assert_eq!(
+            MasterKey::parse("too-short").unwrap_err(),
+            SecretError::BadKey
+        );
     }
 }

@@ -10,6 +10,7 @@ use tenantry_catalog::CatalogStore;
 use tenantry_catalog::model::{Cause, NewOperation, NewTenant, Operation, OperationKind, Tenant};
 use tenantry_core::config::Config;
 use tenantry_core::placement;
+use tenantry_core::secrets::MasterKey;
 use tenantry_core::shard::resolve_shard;
 use tenantry_core::{Slug, TenantId, TenantState};
 use tenantry_engines::driver::ShardTarget;
@@ -31,6 +32,33 @@ pub struct Orchestrator {
     pub(crate) worker: String,
     /// How long a lease lasts without renewal.
     pub(crate) lease: Duration,
+    /// Seals tenant credentials; absent until configured (only needed once one is stored).
+    pub(crate) master_key: Option<MasterKey>,
+}
+
+/// Reads the master key from `TENANTRY_MASTER_KEY`, else from `secrets.master_key_file`.
+pub fn load_master_key(config: &Config) -> Result<Option<MasterKey>> {
+    let bad = |source: &str, e: tenantry_core::secrets::SecretError| {
+        OrchestratorError::InvalidRequest(format!("{source}: {e}"))
+    };
+    if let Ok(text) = std::env::var("TENANTRY_MASTER_KEY") {
+        return MasterKey::parse(&text)
+            .map(Some)
+            .map_err(|e| bad("TENANTRY_MASTER_KEY", e));
+    }
+    let Some(path) = &config.secrets.master_key_file else {
+        return Ok(None);
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => MasterKey::parse(&text)
+            .map(Some)
+            .map_err(|e| bad(&path.display().to_string(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(OrchestratorError::InvalidRequest(format!(
+            "cannot read the master key file {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 impl Orchestrator {
@@ -54,6 +82,7 @@ impl Orchestrator {
         )?;
         let storage = TenantStorage::local(&config.storage.root)?;
         let failpoints = Failpoints::from_env().map_err(OrchestratorError::InvalidRequest)?;
+        let master_key = load_master_key(&config)?;
         Ok(Self {
             config,
             catalog,
@@ -64,6 +93,7 @@ impl Orchestrator {
             actor: actor.into(),
             worker: format!("{}-{}", std::process::id(), Uuid::new_v4().simple()),
             lease: Duration::from_secs(30),
+            master_key,
         })
     }
 
@@ -87,6 +117,15 @@ impl Orchestrator {
 
     pub fn spaces(&self) -> &Spaces {
         &self.spaces
+    }
+
+    /// The master key, or an error that says how to provide one.
+    pub(crate) fn master_key(&self) -> Result<&MasterKey> {
+        self.master_key.as_ref().ok_or_else(|| {
+            OrchestratorError::InvalidRequest(
+                "no master key to seal tenant credentials with: set TENANTRY_MASTER_KEY or secrets.master_key_file (`tenantry init` writes one)".into(),
+            )
+        })
     }
 
     pub(crate) fn cause(&self, trigger: impl Into<String>) -> Cause {
