@@ -117,7 +117,10 @@ impl Orchestrator {
             .record(started.elapsed().as_secs_f64());
         metrics::counter!("tenantry_operations_total", "kind" => op.kind.as_str(), "outcome" => "succeeded")
             .increment(1);
-        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "operation succeeded");
+        tracing::info!(
+            took_ms = started.elapsed().as_millis() as u64,
+            "operation succeeded"
+        );
         Ok(op)
     }
 

@@ -55,9 +55,16 @@ async fn create(cli: &Cli, orch: &Orchestrator, args: &CreateArgs) -> Result<()>
     }
     let (tenant, op) = orch.request_provision(&req).await?;
     if args.no_wait {
-        emit(cli.output, &serde_json::json!({ "tenant": tenant, "operation": op }), |_| {
-            println!("{} is queued: operation {} (`tenantry serve` runs it).", tenant.slug, op.id);
-        });
+        emit(
+            cli.output,
+            &serde_json::json!({ "tenant": tenant, "operation": op }),
+            |_| {
+                println!(
+                    "{} is queued: operation {} (`tenantry serve` runs it).",
+                    tenant.slug, op.id
+                );
+            },
+        );
         return Ok(());
     }
     let progress = StepProgress::new(format!("provisioning {}", tenant.slug), op.steps.len());
