@@ -9,6 +9,7 @@
 //! - [`request`]: validating a provisioning request and planning its placement (dry run).
 //! - [`steps`]: the steps of each operation kind, what each does and how it is undone.
 //! - [`runner`]: claiming an operation, running its steps with retries, and rolling back.
+//! - [`worker`]: worker identity, and telling a dead lease holder from a slow one.
 //! - [`failpoints`]: `TENANTRY_FAILPOINTS`, to crash or fail at any step in tests.
 //! - [`error`]: the layer's error type.
 
@@ -18,6 +19,7 @@ pub mod request;
 pub mod runner;
 pub mod service;
 pub mod steps;
+pub mod worker;
 
 pub use error::{OrchestratorError, Result};
 pub use request::{ProvisionPlan, ProvisionRequest};

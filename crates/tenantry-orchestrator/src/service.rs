@@ -91,7 +91,7 @@ impl Orchestrator {
             app,
             failpoints,
             actor: actor.into(),
-            worker: format!("{}-{}", std::process::id(), Uuid::new_v4().simple()),
+            worker: crate::worker::worker_id(),
             lease: Duration::from_secs(30),
             master_key,
         })
