@@ -144,20 +144,29 @@ impl Orchestrator {
     /// Takes or renews the lease on `id`.
     async fn claim(&self, id: Uuid) -> Result<Operation> {
         let until = chrono::Utc::now() + self.lease;
-        match self
+        if let Some(op) = self
             .catalog
             .claim_operation(id, &self.worker, until)
             .await?
         {
-            Some(op) => Ok(op),
-            None => {
-                let op = self.catalog.operation(id).await?;
-                if op.state.is_open() {
-                    Err(OrchestratorError::LeaseHeld(id))
-                } else {
-                    Ok(op)
-                }
+            return Ok(op);
+        }
+        let op = self.catalog.operation(id).await?;
+        if !op.state.is_open() {
+            return Ok(op);
+        }
+        match op.lease_owner.as_deref() {
+            Some(holder) if crate::worker::holder_is_dead(holder) => {
+                // The holder's process is gone: expire its lease now rather than wait for it.
+                tracing::warn!(%holder, "the worker holding this operation died; taking it over");
+                let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+                self.catalog.claim_operation(id, holder, past).await?;
+                self.catalog
+                    .claim_operation(id, &self.worker, until)
+                    .await?
+                    .ok_or(OrchestratorError::LeaseHeld(id))
             }
+            _ => Err(OrchestratorError::LeaseHeld(id)),
         }
     }
 
@@ -327,21 +336,35 @@ impl Orchestrator {
         })
     }
 
-    /// Runs every operation whose lease is free or expired (a dead worker's), oldest first.
-    /// Returns each operation's outcome.
-    pub async fn resume_all(
-        &self,
-        progress: &dyn Progress,
-    ) -> Result<Vec<(Uuid, Result<Operation>)>> {
-        let ids = self
+    /// Open operations (pending, running, rolling back), oldest first.
+    pub async fn open_operations(&self) -> Result<Vec<Operation>> {
+        let mut open: Vec<Operation> = self
             .catalog
-            .claimable_operations(chrono::Utc::now(), 1000)
-            .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.push((id, self.run(id, progress).await));
+            .operations(None, i64::MAX)
+            .await?
+            .into_iter()
+            .filter(|op| op.state.is_open())
+            .collect();
+        open.sort_by_key(|op| op.created_at);
+        Ok(open)
+    }
+
+    /// Continues an interrupted operation. Its lease is taken over at once when it is free,
+    /// expired, or held by a dead worker of this host. With `wait`, a lease held by a worker
+    /// that may be alive is waited for until it expires — at most one lease period, since a
+    /// live worker keeps renewing it and finishes the operation itself.
+    pub async fn resume(&self, id: Uuid, progress: &dyn Progress, wait: bool) -> Result<Operation> {
+        let outcome = self.run(id, progress).await;
+        if !(wait && matches!(outcome, Err(OrchestratorError::LeaseHeld(_)))) {
+            return outcome;
         }
-        Ok(out)
+        let Some(expiry) = self.catalog.operation(id).await?.lease_expires_at else {
+            return self.run(id, progress).await;
+        };
+        let left = (expiry - chrono::Utc::now()).to_std().unwrap_or_default();
+        tracing::info!(operation = %id, wait_ms = left.as_millis() as u64, "waiting for another worker's lease to expire");
+        tokio::time::sleep(left.min(self.lease) + Duration::from_millis(50)).await;
+        self.run(id, progress).await
     }
 }
 

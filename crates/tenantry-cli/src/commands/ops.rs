@@ -67,27 +67,21 @@ pub async fn run(cli: &Cli, cmd: &OpsCommand) -> Result<()> {
             emit(cli.output, &op, print_operation);
         }
         OpsCommand::Resume { id } => {
-            let ids = match id {
-                Some(id) => vec![parse_id(id)?],
-                None => {
-                    orch.catalog()
-                        .claimable_operations(chrono::Utc::now(), 1000)
-                        .await?
-                }
+            let ops = match id {
+                Some(id) => vec![orch.catalog().operation(parse_id(id)?).await?],
+                None => orch.open_operations().await?,
             };
             let mut results = Vec::new();
-            let mut failures = 0;
-            for id in ids {
-                let op = orch.catalog().operation(id).await?;
+            let mut failures = Vec::new();
+            for op in ops {
                 let progress = StepProgress::new(format!("{} {}", op.kind, op.id), op.steps.len());
-                let outcome = orch.run(id, &progress).await;
+                let outcome = orch.resume(op.id, &progress, true).await;
                 progress.finish();
-                let op = orch.catalog().operation(id).await?;
-                if let Err(e) = &outcome {
-                    failures += 1;
-                    eprintln!("operation {id}: {e}");
+                if let Err(e) = outcome {
+                    eprintln!("operation {}: {e}", op.id);
+                    failures.push(op.id);
                 }
-                results.push(op);
+                results.push(orch.catalog().operation(op.id).await?);
             }
             emit(cli.output, &results, |ops| {
                 if ops.is_empty() {
@@ -97,8 +91,8 @@ pub async fn run(cli: &Cli, cmd: &OpsCommand) -> Result<()> {
                     println!("{} {} {}", op.id, op.kind, op.state);
                 }
             });
-            if failures > 0 {
-                anyhow::bail!("{failures} operation(s) did not succeed");
+            if !failures.is_empty() {
+                anyhow::bail!("{} operation(s) did not succeed", failures.len());
             }
         }
         OpsCommand::Steps { .. } => unreachable!("handled above"),

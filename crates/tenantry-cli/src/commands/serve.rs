@@ -16,12 +16,13 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = tokio::time::sleep(interval) => {
-                match orch.resume_all(&NoProgress).await {
-                    Ok(done) => {
-                        for (id, outcome) in done {
-                            match outcome {
-                                Ok(op) => tracing::info!(operation = %id, state = %op.state, "operation finished"),
-                                Err(e) => tracing::warn!(operation = %id, error = %e, "operation did not succeed"),
+                match orch.open_operations().await {
+                    Ok(open) => {
+                        for op in open {
+                            match orch.resume(op.id, &NoProgress, false).await {
+                                Ok(op) => tracing::info!(operation = %op.id, state = %op.state, "operation finished"),
+                                Err(tenantry_orchestrator::OrchestratorError::LeaseHeld(_)) => {}
+                                Err(e) => tracing::warn!(operation = %op.id, error = %e, "operation did not succeed"),
                             }
                         }
                     }
