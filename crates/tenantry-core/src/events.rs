@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The kinds of lifecycle event, named as consumers see them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
     /// A tenant was requested and recorded.

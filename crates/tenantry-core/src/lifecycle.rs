@@ -16,6 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Where a tenant is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantState {

@@ -115,6 +115,7 @@ pub enum SchemaFallback {
 words!(SchemaFallback, "schema fallback", Database => "database", Shared => "shared", Reject => "reject");
 
 /// The tenant characteristics placement looks at.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Characteristics {
     pub plan: String,
@@ -137,6 +138,7 @@ pub struct Policy<'a> {
 }
 
 /// The decision, as stored in the tenant's metadata.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
     pub isolation: Isolation,

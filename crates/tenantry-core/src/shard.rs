@@ -9,6 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Whether a shard takes new tenants.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ShardState {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 /// Where a tenant's data lives. Which fields are set depends on the engine: SQLite spaces have a
 /// `path`, PostgreSQL spaces a `database` (and a `schema` for schema isolation). Never holds a
 /// password: credentials live encrypted in the catalog, apart from this.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Space {
     /// The isolation the space provides.
@@ -15,6 +16,7 @@ pub struct Space {
     pub shard: String,
     /// The SQLite file, for SQLite spaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub path: Option<PathBuf>,
     /// The PostgreSQL database name, for PostgreSQL spaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
