@@ -1,10 +1,10 @@
 //! The REST API's request and response types, shared by the server, its tests and clients.
-//! Domain records (tenants, operations, events) are the catalog's own types, shown as they are;
-//! this crate holds what only the API has: requests, pages and acknowledgements.
+//! They are the API's contract: the catalog's own records can change shape without changing
+//! what clients see.
 //!
 //! # Layout
 //! - [`requests`]: bodies of `POST`/`PUT` requests.
-//! - [`responses`]: envelopes around domain records.
+//! - [`responses`]: tenants, operations, events and the topology as the API shows them.
 
 pub mod requests;
 pub mod responses;

@@ -1,6 +1,13 @@
-//! Response envelopes.
+//! Response bodies: the API's view of tenants, operations, events and the topology.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tenantry_core::events::EventType;
+use tenantry_core::placement::{Characteristics, Placement};
+use tenantry_core::shard::ShardState;
+use tenantry_core::space::Space;
+use tenantry_core::{Compute, Engine, Isolation, TenantState};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -16,10 +23,142 @@ pub struct Accepted {
     pub tenant_slug: String,
 }
 
-/// A page of a list.
+/// A tenant.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub plan: String,
+    pub region: String,
+    pub state: TenantState,
+    pub isolation: Isolation,
+    pub compute: Compute,
+    pub shard: String,
+    /// The placement decision, with the rule that decided and why.
+    pub placement: Placement,
+    pub characteristics: Characteristics,
+    /// Where its data lives, once created. Never carries a password.
+    pub space: Option<Space>,
+    pub admin_email: String,
+    pub schema_version: Option<i64>,
+    pub failure: Option<Failure>,
+    pub epoch: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Why a tenant is `failed`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Failure {
+    pub operation: Uuid,
+    pub step: String,
+    pub error: String,
+}
+
+/// A page of tenants.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantPage {
+    pub items: Vec<Tenant>,
+    /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// What provisioning would do (`dry_run`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProvisionPlan {
+    pub slug: String,
+    pub plan: String,
+    pub region: String,
+    pub placement: Placement,
+    pub shard: String,
+    pub space: Space,
+    pub admin_email: String,
+    pub steps: Vec<String>,
+}
+
+/// A durable operation and its progress.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Operation {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// `provision`, `suspend`, `resume` or `delete`.
+    pub kind: String,
+    /// `pending`, `running`, `rolling_back`, `succeeded` or `failed`.
+    pub state: String,
+    pub error: Option<String>,
+    /// Steps done out of all steps.
+    pub steps_done: usize,
+    pub steps_total: usize,
+    pub steps: Vec<Step>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One step of an operation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Step {
+    pub name: String,
+    /// `pending`, `running`, `done`, `undone` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+}
+
+/// One state change of a tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Transition {
+    pub from: Option<TenantState>,
+    pub to: TenantState,
+    pub trigger: String,
+    pub actor: String,
+    pub details: Value,
+    pub at: DateTime<Utc>,
+}
+
+/// A lifecycle event.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// Position in the outbox; use as `after` to read on.
+    pub seq: i64,
+    /// Stable id, for de-duplication.
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub event_type: EventType,
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of events.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<Event>,
+    /// The `seq` to pass as `after` for the next page.
+    pub next_after: i64,
+}
+
+/// A shard.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Shard {
+    pub name: String,
+    pub region: String,
+    pub engine: Engine,
+    pub state: ShardState,
+    pub capacity: u32,
+    /// Tenant databases it holds.
+    pub used: u32,
+    pub room_left: u32,
+}
+
+/// A region.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Region {
+    pub name: String,
+    pub shared_shard: Option<String>,
+    pub shards: Vec<String>,
+    /// Tenant databases its active shards can still take.
+    pub room_left: u32,
 }

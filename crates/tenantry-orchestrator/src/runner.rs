@@ -305,7 +305,7 @@ impl Orchestrator {
             };
             let cause = Cause {
                 details: serde_json::json!({ "operation": op.id, "step": step, "error": error, "rolled_back": true }),
-                ..self.cause(format!("{} rollback", op.kind))
+                ..self.cause_of(op, format!("{} rollback", op.kind))
             };
             self.catalog
                 .transition(

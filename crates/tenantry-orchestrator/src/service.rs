@@ -138,6 +138,17 @@ impl Orchestrator {
         }
     }
 
+    /// The cause of a change made by `op`: on behalf of whoever requested the operation.
+    pub(crate) fn cause_of(&self, op: &Operation, trigger: impl Into<String>) -> Cause {
+        Cause {
+            actor: op.params["requested_by"]
+                .as_str()
+                .unwrap_or(&self.actor)
+                .to_owned(),
+            ..self.cause(trigger)
+        }
+    }
+
     /// Validates a provisioning request and decides its placement, writing nothing.
     pub async fn plan_provision(&self, req: &ProvisionRequest) -> Result<ProvisionPlan> {
         let slug = Slug::parse(&req.slug)?;
@@ -205,9 +216,19 @@ impl Orchestrator {
 
     /// Records a tenant and its provisioning operation (to be run by [`Orchestrator::run`]).
     pub async fn request_provision(&self, req: &ProvisionRequest) -> Result<(Tenant, Operation)> {
+        self.request_provision_by(req, &self.actor).await
+    }
+
+    /// [`Orchestrator::request_provision`] on behalf of `actor` (recorded in the audit trail).
+    pub async fn request_provision_by(
+        &self,
+        req: &ProvisionRequest,
+        actor: &str,
+    ) -> Result<(Tenant, Operation)> {
         let plan = self.plan_provision(req).await?;
         let cause = Cause {
             details: serde_json::json!({ "placement": plan.placement, "shard": plan.shard }),
+            actor: actor.to_owned(),
             ..self.cause("tenant create")
         };
         let new = NewTenant {
@@ -222,13 +243,23 @@ impl Orchestrator {
             id: Uuid::now_v7(),
             kind: OperationKind::Provision,
             steps: steps_of(OperationKind::Provision).to_vec(),
-            params: serde_json::Value::Null,
+            params: serde_json::json!({ "requested_by": actor }),
         };
         Ok(self.catalog.create_tenant(new, cause, op).await?)
     }
 
     /// Queues a suspend, resume or delete, refusing at once what the lifecycle forbids.
     pub async fn request(&self, slug: &str, kind: OperationKind) -> Result<(Tenant, Operation)> {
+        self.request_by(slug, kind, &self.actor).await
+    }
+
+    /// [`Orchestrator::request`] on behalf of `actor`.
+    pub async fn request_by(
+        &self,
+        slug: &str,
+        kind: OperationKind,
+        actor: &str,
+    ) -> Result<(Tenant, Operation)> {
         let tenant = self.catalog.tenant_by_slug(slug).await?;
         let target = match kind {
             OperationKind::Suspend => TenantState::Suspended,
@@ -245,7 +276,7 @@ impl Orchestrator {
             id: Uuid::now_v7(),
             kind,
             steps: steps_of(kind).to_vec(),
-            params: serde_json::Value::Null,
+            params: serde_json::json!({ "requested_by": actor }),
         };
         let op = self.catalog.create_operation(tenant.id, op).await?;
         Ok((tenant, op))

@@ -80,7 +80,7 @@ impl Orchestrator {
         let events = events.iter().map(|e| event(*e, &t, op)).collect();
         let cause = tenantry_catalog::model::Cause {
             details: json!({ "operation": op.id, "kind": op.kind, "step": name }),
-            ..self.cause(format!("{} {}", op.kind, name))
+            ..self.cause_of(op, format!("{} {}", op.kind, name))
         };
         let checkpoint = Checkpoint {
             operation: op.id,

@@ -1,0 +1,71 @@
+//! The control-plane REST API under `/api/v1`: what a sign-up flow, a billing system or an
+//! operator's scripts drive. Handlers only translate HTTP to the orchestrator and back:
+//! operations are queued and answered `202 Accepted` with the operation's URL, and the worker
+//! of `tenantry serve` runs them.
+//!
+//! # Layout
+//! - [`routes`]: one module per resource.
+//! - [`auth`]: bearer tokens and scopes.
+//! - [`problem`]: RFC 9457 errors, mapped from every layer in one place.
+//! - [`convert`]: catalog records to the API's contract (`tenantry-api-types`).
+//! - [`openapi`]: the generated OpenAPI document.
+//! - [`state`]: what handlers share.
+
+pub mod auth;
+pub mod convert;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+pub mod state;
+
+pub use auth::{Caller, Scope, TokenVerifier};
+pub use state::AppState;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use routes::{events, health, operations, tenants, topology};
+use tower_http::limit::RequestBodyLimitLayer;
+
+/// Largest request body accepted (bodies are small JSON documents).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let reader = Router::new()
+        .route("/tenants", get(tenants::list))
+        .route("/tenants/{slug}", get(tenants::show))
+        .route("/tenants/{slug}/history", get(tenants::history))
+        .route("/operations/{id}", get(operations::show))
+        .route("/events", get(events::list))
+        .route("/regions", get(topology::regions))
+        .route("/shards", get(topology::shards))
+        .route_layer(from_fn_with_state(
+            (state.clone(), Scope::Reader),
+            auth::require,
+        ));
+    let operator = Router::new()
+        .route("/tenants", post(tenants::create))
+        .route("/tenants/{slug}", axum::routing::delete(tenants::delete))
+        .route("/tenants/{slug}/suspend", post(tenants::suspend))
+        .route("/tenants/{slug}/resume", post(tenants::resume))
+        .route_layer(from_fn_with_state(
+            (state.clone(), Scope::Operator),
+            auth::require,
+        ));
+    let api = reader.merge(operator).route(
+        "/openapi.json",
+        get(|| async {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                openapi::document(),
+            )
+        }),
+    );
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(state)
+}

@@ -1,0 +1,23 @@
+//! One module per resource.
+
+pub mod events;
+pub mod health;
+pub mod operations;
+pub mod tenants;
+pub mod topology;
+
+use crate::problem::Problem;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+/// A JSON body whose rejections are problem documents naming the field at fault.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}
