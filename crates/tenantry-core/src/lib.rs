@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`ids`]: tenant ids and slugs, validated once at the edge.
 //! - [`isolation`]: how isolated a tenant's data is, its compute, and database engines.
+//! - [`licence`]: Ed25519-signed licences, verifiable offline with the public key.
 //! - [`lifecycle`]: the tenant state machine; an illegal transition is a typed error.
 //! - [`placement`]: the pure, explainable function from a tenant's characteristics to its
 //!   isolation and compute, naming the rule that decided.
@@ -19,6 +20,7 @@ pub mod events;
 pub mod ident;
 pub mod ids;
 pub mod isolation;
+pub mod licence;
 pub mod lifecycle;
 pub mod placement;
 pub mod secrets;
