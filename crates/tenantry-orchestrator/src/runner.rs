@@ -80,13 +80,10 @@ impl Orchestrator {
         tracing::info!(state = %op.state, "running operation");
         if op.state != OperationState::RollingBack {
             let (step, error) = match self.run_steps(&op, progress).await {
-                Ok(()) => (String::new(), String::new()),
+                Ok(()) => return self.succeed(&op, started).await,
                 Err(StepsFailed::LeaseLost(e)) => return Err(e),
                 Err(StepsFailed::Permanent(step, error)) => (step, error),
             };
-            if step.is_empty() {
-                return self.succeed(&op, started).await;
-            }
             tracing::warn!(%step, %error, "step failed for good; rolling back");
             progress.rolling_back(&op, &step, &error);
             self.catalog
