@@ -10,7 +10,7 @@ pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum CatalogError {
     /// The catalog URL names a backend this build does not have.
-    #[error("unsupported catalog url {0:?}: use sqlite://PATH")]
+    #[error("unsupported catalog url {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     /// A live tenant already has this slug.
     #[error("a tenant with slug {0:?} already exists; choose another slug")]
@@ -18,6 +18,18 @@ pub enum CatalogError {
     /// No tenant with this slug or id.
     #[error("no tenant {0:?}; `tenantry tenant list` shows the tenants")]
     TenantNotFound(String),
+    /// A shard with this name is registered already.
+    #[error("a shard named {0:?} exists already; choose another name")]
+    DuplicateShard(String),
+    /// No shard with this name.
+    #[error("no shard {0:?}; `tenantry shard list` shows the shards")]
+    ShardNotFound(String),
+    /// A token with this name exists already.
+    #[error("a token named {0:?} exists already; choose another name or revoke it first")]
+    DuplicateToken(String),
+    /// No token with this name.
+    #[error("no token {0:?}")]
+    TokenNotFound(String),
     /// No operation with this id.
     #[error("no operation {0:?}")]
     OperationNotFound(String),

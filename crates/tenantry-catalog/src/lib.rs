@@ -14,10 +14,12 @@
 //! - [`model`]: the records the catalog reads and writes.
 //! - [`store`]: the [`CatalogStore`] trait every backend implements.
 //! - [`sqlite`]: the embedded SQLite backend.
+//! - [`postgres`]: the PostgreSQL backend, for many workers sharing the work.
 //! - [`error`]: the catalog's error type.
 
 pub mod error;
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 
@@ -30,6 +32,8 @@ use std::sync::Arc;
 pub async fn open(url: &str) -> Result<Arc<dyn CatalogStore>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteCatalog::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgCatalog::open(url).await?))
     } else {
         Err(CatalogError::UnsupportedUrl(url.to_owned()))
     }

@@ -254,3 +254,65 @@ pub struct TenantFilter {
     /// Include deleted tenants.
     pub include_deleted: bool,
 }
+
+/// A database waiting in the warm pool, before it becomes a tenant's.
+#[derive(Debug, Clone)]
+pub struct NewPoolEntry {
+    pub shard: String,
+    pub database: String,
+    /// The pooled role's credentials, sealed.
+    pub secret: Vec<u8>,
+    pub schema_version: Option<i64>,
+}
+
+/// A database in the warm pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolEntry {
+    pub id: Uuid,
+    pub shard: String,
+    pub database: String,
+    #[serde(skip)]
+    pub secret: Vec<u8>,
+    pub schema_version: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub claimed_by: Option<TenantId>,
+}
+
+/// How many pooled databases a shard has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolCount {
+    pub shard: String,
+    pub available: i64,
+    pub claimed: i64,
+}
+
+/// An API token as stored (its hash never leaves the catalog).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    pub id: Uuid,
+    pub name: String,
+    /// `reader`, `operator` or `admin`.
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The first answer given to a request with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotentResponse {
+    pub key: String,
+    /// A hash of the request, so that a key reused for another request is detected.
+    pub request_hash: String,
+    pub status: u16,
+    pub body: Value,
+}
+
+/// An event a sink refused for good.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub sink: String,
+    pub seq: i64,
+    pub error: String,
+    pub attempts: i64,
+    pub at: DateTime<Utc>,
+}

@@ -12,10 +12,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 use tenantry_core::config::ShardConfig;
+use tenantry_core::shard::ShardState;
 use tenantry_core::{TenantId, TenantState};
 use uuid::Uuid;
 
@@ -262,7 +263,8 @@ impl CatalogStore for SqliteCatalog {
                  VALUES (?, ?, ?, ?, ?, ?, ?, 'config', ?)
                  ON CONFLICT (name) DO UPDATE SET region = excluded.region, engine = excluded.engine,
                    url = excluded.url, directory = excluded.directory, capacity = excluded.capacity,
-                   state = excluded.state, source = 'config'",
+                   state = CASE WHEN excluded.state = 'draining' THEN 'draining' ELSE shards.state END,
+                   source = 'config'",
             )
             .bind(&s.name)
             .bind(&s.region)
@@ -592,6 +594,366 @@ impl CatalogStore for SqliteCatalog {
         let mut conn = self.pool.acquire().await?;
         mark_step(&mut conn, id, idx, state, error, Utc::now()).await
     }
+    async fn add_shard(&self, s: &ShardConfig) -> Result<Shard> {
+        let inserted = sqlx::query(
+            "INSERT INTO shards (name, region, engine, url, directory, capacity, state, source, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'runtime', ?)",
+        )
+        .bind(&s.name)
+        .bind(&s.region)
+        .bind(s.engine.as_str())
+        .bind(&s.url)
+        .bind(s.directory.as_ref().map(|d| d.display().to_string()))
+        .bind(s.capacity as i64)
+        .bind(s.state.as_str())
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => Err(CatalogError::DuplicateShard(s.name.clone())),
+            other => {
+                other?;
+                self.shard_named(&s.name).await
+            }
+        }
+    }
+
+    async fn set_shard_state(&self, name: &str, state: ShardState) -> Result<Shard> {
+        let n = sqlx::query("UPDATE shards SET state = ? WHERE name = ?")
+            .bind(state.as_str())
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::ShardNotFound(name.to_owned()));
+        }
+        self.shard_named(name).await
+    }
+
+    async fn put_secret(&self, tenant: TenantId, name: &str, ciphertext: &[u8]) -> Result<()> {
+        let now = Utc::now();
+        sqlx::query(
+            "INSERT INTO tenant_secrets (tenant_id, name, ciphertext, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (tenant_id, name) DO UPDATE SET ciphertext = excluded.ciphertext,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(tenant.to_string())
+        .bind(name)
+        .bind(ciphertext)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn secret(&self, tenant: TenantId, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT ciphertext FROM tenant_secrets WHERE tenant_id = ? AND name = ?",
+        )
+        .bind(tenant.to_string())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn delete_secrets(&self, tenant: TenantId) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM tenant_secrets WHERE tenant_id = ?")
+                .bind(tenant.to_string())
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    async fn pool_add(&self, e: NewPoolEntry) -> Result<PoolEntry> {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO pool_databases (id, shard, database, secret, schema_version, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(&e.shard)
+        .bind(&e.database)
+        .bind(&e.secret)
+        .bind(e.schema_version)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM pool_databases WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        pool_entry(&row)
+    }
+
+    async fn pool_claim(&self, shard: &str, tenant: TenantId) -> Result<Option<PoolEntry>> {
+        let mut tx = self.write().await?;
+        let mine = sqlx::query("SELECT * FROM pool_databases WHERE shard = ? AND claimed_by = ?")
+            .bind(shard)
+            .bind(tenant.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = mine {
+            return pool_entry(&row).map(Some);
+        }
+        let row = sqlx::query(
+            "UPDATE pool_databases SET claimed_by = ?, claimed_at = ?
+             WHERE id = (SELECT id FROM pool_databases WHERE shard = ? AND claimed_by IS NULL
+                         ORDER BY created_at, id LIMIT 1)
+             RETURNING *",
+        )
+        .bind(tenant.to_string())
+        .bind(Utc::now())
+        .bind(shard)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.as_ref().map(pool_entry).transpose()
+    }
+
+    async fn pool_remove(&self, id: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM pool_databases WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn pool_status(&self) -> Result<Vec<PoolCount>> {
+        let rows = sqlx::query(
+            "SELECT shard, sum(claimed_by IS NULL) AS available, sum(claimed_by IS NOT NULL) AS claimed
+             FROM pool_databases GROUP BY shard ORDER BY shard",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PoolCount {
+                    shard: r.try_get("shard")?,
+                    available: r.try_get("available")?,
+                    claimed: r.try_get("claimed")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_token(&self, name: &str, scope: &str, hash: &str) -> Result<Token> {
+        let id = Uuid::now_v7();
+        let inserted = sqlx::query(
+            "INSERT INTO api_tokens (id, name, scope, hash, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(name)
+        .bind(scope)
+        .bind(hash)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => Err(CatalogError::DuplicateToken(name.to_owned())),
+            other => {
+                other?;
+                self.token_where("name = ?", name)
+                    .await?
+                    .ok_or_else(|| CatalogError::TokenNotFound(name.to_owned()))
+            }
+        }
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<Token>> {
+        self.token_where("hash = ? AND revoked_at IS NULL", hash)
+            .await
+    }
+
+    async fn revoke_token(&self, name: &str) -> Result<Token> {
+        sqlx::query("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE name = ?")
+            .bind(Utc::now())
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        self.token_where("name = ?", name)
+            .await?
+            .ok_or_else(|| CatalogError::TokenNotFound(name.to_owned()))
+    }
+
+    async fn tokens(&self) -> Result<Vec<Token>> {
+        let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY created_at, name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token).collect()
+    }
+
+    async fn idempotent_response(&self, key: &str) -> Result<Option<IdempotentResponse>> {
+        let row = sqlx::query("SELECT * FROM idempotency_keys WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(idempotent).transpose()
+    }
+
+    async fn save_idempotent_response(&self, r: IdempotentResponse) -> Result<IdempotentResponse> {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (key, request_hash, status, body, created_at)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&r.key)
+        .bind(&r.request_hash)
+        .bind(i64::from(r.status))
+        .bind(json(&r.body))
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(self.idempotent_response(&r.key).await?.unwrap_or(r))
+    }
+
+    async fn sink_cursor(&self, sink: &str) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT seq FROM sink_cursors WHERE sink = ?")
+                .bind(sink)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
+    async fn set_sink_cursor(&self, sink: &str, seq: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sink_cursors (sink, seq, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (sink) DO UPDATE SET seq = max(sink_cursors.seq, excluded.seq),
+                 updated_at = excluded.updated_at",
+        )
+        .bind(sink)
+        .bind(seq)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn add_dead_letter(&self, d: DeadLetter) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO dead_letters (sink, seq, error, attempts, at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (sink, seq) DO UPDATE SET error = excluded.error,
+                 attempts = excluded.attempts, at = excluded.at",
+        )
+        .bind(&d.sink)
+        .bind(d.seq)
+        .bind(&d.error)
+        .bind(d.attempts)
+        .bind(d.at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        let rows = sqlx::query("SELECT * FROM dead_letters ORDER BY sink, seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    sink: r.try_get("sink")?,
+                    seq: r.try_get("seq")?,
+                    error: r.try_get("error")?,
+                    attempts: r.try_get("attempts")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_next_operation(
+        &self,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Operation>> {
+        let now = Utc::now();
+        let mut tx = self.write().await?;
+        let id: Option<String> = sqlx::query_scalar(
+            "UPDATE operations SET lease_owner = ?, lease_expires_at = ?, updated_at = ?,
+                 state = CASE state WHEN 'pending' THEN 'running' ELSE state END
+             WHERE id = (SELECT id FROM operations
+                         WHERE state IN ('pending', 'running', 'rolling_back')
+                           AND (lease_owner IS NULL OR lease_expires_at < ?)
+                         ORDER BY created_at, id LIMIT 1)
+             RETURNING id",
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let op = match id {
+            Some(id) => Some(load_operation(&mut tx, parse_word("operations.id", &id)?).await?),
+            None => None,
+        };
+        tx.commit().await?;
+        Ok(op)
+    }
+}
+
+impl SqliteCatalog {
+    async fn shard_named(&self, name: &str) -> Result<Shard> {
+        self.shards()
+            .await?
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| CatalogError::ShardNotFound(name.to_owned()))
+    }
+
+    async fn token_where(&self, condition: &'static str, value: &str) -> Result<Option<Token>> {
+        let sql = format!("SELECT * FROM api_tokens WHERE {condition}");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token).transpose()
+    }
+}
+
+fn pool_entry(row: &SqliteRow) -> Result<PoolEntry> {
+    let claimed: Option<String> = row.try_get("claimed_by")?;
+    Ok(PoolEntry {
+        id: parse_word("pool_databases.id", row.try_get("id")?)?,
+        shard: row.try_get("shard")?,
+        database: row.try_get("database")?,
+        secret: row.try_get("secret")?,
+        schema_version: row.try_get("schema_version")?,
+        created_at: row.try_get("created_at")?,
+        claimed_by: claimed
+            .map(|c| parse_word("pool_databases.claimed_by", &c))
+            .transpose()?,
+    })
+}
+
+fn token(row: &SqliteRow) -> Result<Token> {
+    Ok(Token {
+        id: parse_word("api_tokens.id", row.try_get("id")?)?,
+        name: row.try_get("name")?,
+        scope: row.try_get("scope")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn idempotent(row: &SqliteRow) -> Result<IdempotentResponse> {
+    Ok(IdempotentResponse {
+        key: row.try_get("key")?,
+        request_hash: row.try_get("request_hash")?,
+        status: u16::try_from(row.try_get::<i64, _>("status")?).map_err(|e| {
+            CatalogError::Corrupt {
+                column: "idempotency_keys.status",
+                problem: e.to_string(),
+            }
+        })?,
+        body: parse_json("idempotency_keys.body", row.try_get("body")?)?,
+    })
 }
 
 async fn mark_step(

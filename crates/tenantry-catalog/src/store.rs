@@ -6,7 +6,7 @@ use crate::model::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tenantry_core::config::ShardConfig;
-use tenantry_core::shard::ShardUsage;
+use tenantry_core::shard::{ShardState, ShardUsage};
 use tenantry_core::{TenantId, TenantState};
 use uuid::Uuid;
 
@@ -36,6 +36,11 @@ pub trait CatalogStore: Send + Sync + 'static {
             })
             .collect())
     }
+
+    /// Registers a shard at run time.
+    async fn add_shard(&self, shard: &ShardConfig) -> Result<Shard>;
+    /// Drains or activates a shard.
+    async fn set_shard_state(&self, name: &str, state: ShardState) -> Result<Shard>;
 
     // --- tenants ---
 
@@ -78,6 +83,46 @@ pub trait CatalogStore: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<Event>>;
 
+    // --- secrets (sealed before they get here) ---
+
+    async fn put_secret(&self, tenant: TenantId, name: &str, ciphertext: &[u8]) -> Result<()>;
+    async fn secret(&self, tenant: TenantId, name: &str) -> Result<Option<Vec<u8>>>;
+    async fn delete_secrets(&self, tenant: TenantId) -> Result<u64>;
+
+    // --- the warm pool ---
+
+    async fn pool_add(&self, entry: NewPoolEntry) -> Result<PoolEntry>;
+    /// Claims a free pooled database of `shard` for `tenant`, atomically: two claims never get
+    /// the same entry. Idempotent: the tenant's existing claim on the shard is returned again.
+    async fn pool_claim(&self, shard: &str, tenant: TenantId) -> Result<Option<PoolEntry>>;
+    /// Forgets an entry (once it became a tenant's database).
+    async fn pool_remove(&self, id: Uuid) -> Result<()>;
+    async fn pool_status(&self) -> Result<Vec<PoolCount>>;
+
+    // --- API tokens and idempotency ---
+
+    /// Stores a token by its hash; a name in use is refused.
+    async fn create_token(&self, name: &str, scope: &str, hash: &str) -> Result<Token>;
+    /// The live (not revoked) token with this hash.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<Token>>;
+    async fn revoke_token(&self, name: &str) -> Result<Token>;
+    async fn tokens(&self) -> Result<Vec<Token>>;
+    async fn idempotent_response(&self, key: &str) -> Result<Option<IdempotentResponse>>;
+    /// Records the first answer under `key`; if another request recorded one first, that one
+    /// is returned instead.
+    async fn save_idempotent_response(
+        &self,
+        response: IdempotentResponse,
+    ) -> Result<IdempotentResponse>;
+
+    // --- event delivery ---
+
+    /// The last outbox `seq` the sink delivered (0 when it never did).
+    async fn sink_cursor(&self, sink: &str) -> Result<i64>;
+    async fn set_sink_cursor(&self, sink: &str, seq: i64) -> Result<()>;
+    async fn add_dead_letter(&self, letter: DeadLetter) -> Result<()>;
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>>;
+
     // --- operations ---
 
     /// Queues an operation on an existing tenant; refused while another is under way.
@@ -94,6 +139,13 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn claim_operation(
         &self,
         id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Operation>>;
+    /// Takes the oldest open operation whose lease is free or expired, atomically (several
+    /// workers never take the same one).
+    async fn claim_next_operation(
+        &self,
         owner: &str,
         until: DateTime<Utc>,
     ) -> Result<Option<Operation>>;
