@@ -64,6 +64,12 @@ pub struct Config {
     /// Where the master key that seals tenant credentials comes from.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// Where lifecycle events are delivered.
+    #[serde(default)]
+    pub events: EventsConfig,
+    /// The REST API of `tenantry serve`.
+    #[serde(default)]
+    pub server: ServerConfig,
     /// The directory the file was loaded from; relative paths were resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -161,6 +167,102 @@ pub struct PlacementConfig {
     /// Per-tenant overrides, by slug.
     #[serde(default)]
     pub overrides: BTreeMap<String, Override>,
+}
+
+/// Event sinks. Every event goes to each configured sink, in order, at least once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Log every event (target `tenantry::events`).
+    #[serde(default = "yes")]
+    pub log: bool,
+    /// Publish to NATS JetStream.
+    #[serde(default)]
+    pub nats: Option<NatsSinkConfig>,
+    /// POST to webhooks, signed.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+    /// How often the relay looks for new events, in milliseconds.
+    #[serde(default = "default_relay_interval")]
+    pub relay_interval_ms: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            log: true,
+            nats: None,
+            webhooks: Vec::new(),
+            relay_interval_ms: default_relay_interval(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_relay_interval() -> u64 {
+    500
+}
+
+/// A NATS JetStream sink.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSinkConfig {
+    /// Server URL, e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// Stream name, created when missing.
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// Subjects are `<prefix>.<region>.<event type>`.
+    #[serde(default = "default_subject_prefix")]
+    pub subject_prefix: String,
+}
+
+fn default_stream() -> String {
+    "TENANTRY_EVENTS".into()
+}
+
+fn default_subject_prefix() -> String {
+    "tenantry.events".into()
+}
+
+/// A webhook sink.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// A name, unique among webhooks (its delivery cursor is kept under it).
+    pub name: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// The environment variable holding the signing secret (kept out of this file).
+    pub secret_env: String,
+}
+
+/// The REST API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Serve Prometheus metrics at `/metrics` (without a token).
+    #[serde(default = "yes")]
+    pub metrics: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            metrics: true,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
 }
 
 /// One thing wrong with a configuration: the key and the problem.

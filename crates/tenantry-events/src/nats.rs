@@ -35,10 +35,13 @@ pub struct NatsSink {
     name: String,
     config: NatsConfig,
     js: jetstream::Context,
+    /// Set once the stream is known to exist; the stream is made on first delivery, so that a
+    /// broker that is down at start only delays events.
+    stream_ready: tokio::sync::OnceCell<()>,
 }
 
 impl NatsSink {
-    /// Connects and makes sure the stream exists.
+    /// Connects (in the background when the broker is not up yet).
     pub async fn connect(config: NatsConfig) -> Result<Self, DeliveryError> {
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
@@ -46,20 +49,35 @@ impl NatsSink {
             .connect(&config.url)
             .await
             .map_err(|e| DeliveryError::transient(format!("connecting to {}: {e}", config.url)))?;
-        let js = jetstream::new(client);
-        js.get_or_create_stream(stream::Config {
-            name: config.stream.clone(),
-            subjects: vec![format!("{}.>", config.subject_prefix)],
-            duplicate_window: config.duplicate_window,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| DeliveryError::transient(format!("creating stream {}: {e}", config.stream)))?;
         Ok(Self {
             name: format!("nats:{}", config.stream),
+            js: jetstream::new(client),
             config,
-            js,
+            stream_ready: tokio::sync::OnceCell::new(),
         })
+    }
+
+    async fn ensure_stream(&self) -> Result<(), DeliveryError> {
+        self.stream_ready
+            .get_or_try_init(|| async {
+                self.js
+                    .get_or_create_stream(stream::Config {
+                        name: self.config.stream.clone(),
+                        subjects: vec![format!("{}.>", self.config.subject_prefix)],
+                        duplicate_window: self.config.duplicate_window,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        DeliveryError::transient(format!(
+                            "creating stream {}: {e}",
+                            self.config.stream
+                        ))
+                    })
+            })
+            .await
+            .map(|_| ())
     }
 
     /// The subject of an event.
@@ -79,6 +97,7 @@ impl EventSink for NatsSink {
     }
 
     async fn deliver(&self, event: &Event) -> Result<(), DeliveryError> {
+        self.ensure_stream().await?;
         let payload = serde_json::to_vec(&body(event)).expect("event body serialises");
         let publish = PublishMessage::build()
             .message_id(event.id.to_string())
