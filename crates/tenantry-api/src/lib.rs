@@ -8,15 +8,19 @@
 //! - [`auth`]: bearer tokens and scopes.
 //! - [`problem`]: RFC 9457 errors, mapped from every layer in one place.
 //! - [`convert`]: catalog records to the API's contract (`tenantry-api-types`).
+//! - [`metrics`]: Prometheus metrics of requests, tenants and the outbox.
 //! - [`openapi`]: the generated OpenAPI document.
 //! - [`state`]: what handlers share.
+//! - [`tokens`]: tokens kept in the catalog.
 
 pub mod auth;
 pub mod convert;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod tokens;
 
 pub use auth::{Caller, Scope, TokenVerifier};
 pub use state::AppState;
@@ -29,6 +33,22 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 /// Largest request body accepted (bodies are small JSON documents).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The whole API, with `/metrics` when a Prometheus handle is given.
+pub fn router_with_metrics(
+    state: AppState,
+    prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Router {
+    let app = router(state.clone());
+    match prometheus {
+        Some(handle) => app.merge(
+            Router::new()
+                .route("/metrics", get(metrics::render))
+                .with_state((state, handle)),
+        ),
+        None => app,
+    }
+}
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
@@ -67,5 +87,6 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }

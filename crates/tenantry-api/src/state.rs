@@ -11,4 +11,6 @@ pub struct AppState {
     pub tokens: Arc<dyn TokenVerifier>,
     /// Woken when an operation is queued, so the worker starts it at once.
     pub work: Arc<Notify>,
+    /// The names of the event sinks the relay delivers to (for the outbox-lag gauge).
+    pub sinks: Option<Arc<Vec<String>>>,
 }

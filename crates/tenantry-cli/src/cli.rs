@@ -60,8 +60,11 @@ pub enum Command {
     /// Shards, their tenants and room left
     #[command(subcommand)]
     Shard(ListOnly),
-    /// Run the worker: pick up and finish queued and interrupted operations until stopped
+    /// Serve the REST API, run the worker and the event relay until stopped
     Serve(ServeArgs),
+    /// API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +153,17 @@ pub struct ListArgs {
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
     /// Events in outbox order
+    /// Follow events as they are written (Ctrl-C to stop)
+    Tail {
+        /// Only this tenant's events
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Start after this sequence number [default: the newest event]
+        #[arg(long)]
+        after: Option<i64>,
+    },
+    /// Events a sink refused for good
+    DeadLetters,
     List {
         /// Only this tenant's events
         #[arg(long)]
@@ -191,9 +205,29 @@ pub enum ListOnly {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Seconds between looks for work
+    /// Address to listen on [default: server.listen of the configuration, 127.0.0.1:8080]
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Seconds between looks for work (queued work through the API starts at once)
     #[arg(long, default_value_t = 2)]
     pub interval: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token (printed once)
+    Create {
+        /// admin, operator or reader
+        #[arg(long)]
+        scope: String,
+        /// A name to recognise and revoke it by
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke a token by name
+    Revoke { name: String },
+    /// List tokens (never their secret)
+    List,
 }
 
 fn parse_isolation(s: &str) -> Result<Isolation, String> {

@@ -333,6 +333,23 @@ impl Orchestrator {
         })
     }
 
+    /// Takes the oldest operation no live worker holds and runs it. `None` when there is none.
+    /// Several workers (processes) can call this at once: each operation goes to one of them.
+    pub async fn work_once(
+        &self,
+        progress: &dyn Progress,
+    ) -> Result<Option<(Uuid, Result<Operation>)>> {
+        let until = chrono::Utc::now() + self.lease;
+        let Some(op) = self
+            .catalog
+            .claim_next_operation(&self.worker, until)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((op.id, self.run(op.id, progress).await)))
+    }
+
     /// Open operations (pending, running, rolling back), oldest first.
     pub async fn open_operations(&self) -> Result<Vec<Operation>> {
         let mut open: Vec<Operation> = self

@@ -1,33 +1,36 @@
 //! `/api/v1/tenants`: create (or plan), list, show, suspend, resume, delete, history.
 
 use super::ApiJson;
-use crate::auth::Caller;
+use crate::auth::{Caller, hash_token};
 use crate::convert;
 use crate::problem::Problem;
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tenantry_api_types::requests::CreateTenant;
 use tenantry_api_types::responses::{Accepted, ProvisionPlan, Tenant, TenantPage, Transition};
-use tenantry_catalog::model::{Operation, OperationKind, TenantFilter};
+use tenantry_catalog::model::{IdempotentResponse, Operation, OperationKind, TenantFilter};
 use tenantry_core::{Isolation, TenantState};
 use tenantry_orchestrator::ProvisionRequest;
 use utoipa::IntoParams;
 
-fn accepted(op: &Operation, slug: &str) -> Response {
-    let url = format!("/api/v1/operations/{}", op.id);
-    let body = Accepted {
+fn accepted_body(op: &Operation, slug: &str) -> Accepted {
+    Accepted {
         operation_id: op.id,
-        operation_url: url.clone(),
+        operation_url: format!("/api/v1/operations/{}", op.id),
         tenant_id: op.tenant_id.0,
         tenant_slug: slug.to_owned(),
-    };
+    }
+}
+
+fn accepted(op: &Operation, slug: &str) -> Response {
+    let body = accepted_body(op, slug);
     (
         StatusCode::ACCEPTED,
-        [(header::LOCATION, url)],
+        [(header::LOCATION, body.operation_url.clone())],
         axum::Json(body),
     )
         .into_response()
@@ -46,8 +49,86 @@ fn accepted(op: &Operation, slug: &str) -> Response {
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<Response, Problem> {
+    let Some(key) = headers.get("idempotency-key") else {
+        return create_once(&state, &caller, body).await.map(respond);
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            Problem::invalid("Idempotency-Key", "use 1 to 255 visible ASCII characters")
+        })?;
+    let request_hash = hash_token(&serde_json::to_string(&body).unwrap_or_default());
+    let catalog = state.orch.catalog();
+    if let Some(first) = catalog.idempotent_response(key).await? {
+        return replay(first, &request_hash);
+    }
+    let response = create_once(&state, &caller, body).await;
+    let (status, value) = match &response {
+        Ok((status, value)) => (*status, value.clone()),
+        Err(problem) => (
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            serde_json::to_value(problem).unwrap_or_default(),
+        ),
+    };
+    if status.is_server_error() {
+        // A failure of ours is not an answer to remember: a retry should try again.
+        return response.map(respond);
+    }
+    let first = catalog
+        .save_idempotent_response(IdempotentResponse {
+            key: key.to_owned(),
+            request_hash: request_hash.clone(),
+            status: status.as_u16(),
+            body: value,
+        })
+        .await?;
+    replay(first, &request_hash)
+}
+
+/// Answers with a recorded response, unless the key was used for another request.
+fn replay(first: IdempotentResponse, request_hash: &str) -> Result<Response, Problem> {
+    if first.request_hash != request_hash {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "The Idempotency-Key was used for another request",
+            "send a new Idempotency-Key for a different request",
+        )
+        .with_field("Idempotency-Key"));
+    }
+    let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::OK);
+    Ok(respond((status, first.body)))
+}
+
+/// A recorded or fresh answer as a response: problems keep their media type, accepted
+/// operations their `Location`.
+fn respond((status, body): (StatusCode, serde_json::Value)) -> Response {
+    let location = body["operation_url"]
+        .as_str()
+        .and_then(|u| axum::http::HeaderValue::from_str(u).ok());
+    let mut response = (status, axum::Json(body)).into_response();
+    if status.is_client_error() {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/problem+json"),
+        );
+    }
+    if let Some(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+async fn create_once(
+    state: &AppState,
+    caller: &Caller,
+    body: CreateTenant,
+) -> Result<(StatusCode, serde_json::Value), Problem> {
     let isolation = body
         .isolation
         .as_deref()
@@ -76,12 +157,18 @@ pub async fn create(
             admin_email: plan.admin_email,
             steps: plan.steps.iter().map(|s| s.to_string()).collect(),
         };
-        return Ok(axum::Json(plan).into_response());
+        return Ok((
+            StatusCode::OK,
+            serde_json::to_value(plan).unwrap_or_default(),
+        ));
     }
     let actor = format!("token:{}", caller.name);
     let (tenant, op) = state.orch.request_provision_by(&req, &actor).await?;
     state.work.notify_one();
-    Ok(accepted(&op, &tenant.slug))
+    Ok((
+        StatusCode::ACCEPTED,
+        serde_json::to_value(accepted_body(&op, &tenant.slug)).unwrap_or_default(),
+    ))
 }
 
 /// Filters and paging of `GET /tenants`.

@@ -6,6 +6,7 @@ mod listing;
 mod ops;
 mod serve;
 mod tenant;
+mod token;
 
 use crate::cli::{Cli, Command};
 use anyhow::Result;
@@ -20,5 +21,6 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Command::Region(_) => listing::regions(cli).await,
         Command::Shard(_) => listing::shards(cli).await,
         Command::Serve(args) => serve::run(cli, args).await,
+        Command::Token(cmd) => token::run(cli, cmd).await,
     }
 }

@@ -1,36 +1,124 @@
-//! `tenantry serve`: the worker loop. It exists so that operations queued by other processes,
-//! and operations whose worker died, are finished without anyone running `ops resume`.
+//! `tenantry serve`: the REST API, the worker that runs operations, and the relay that delivers
+//! events, in one process until Ctrl-C or SIGTERM. Several `serve` processes may share one
+//! PostgreSQL catalog: each operation is claimed by exactly one of them.
 
 use crate::cli::{Cli, ServeArgs};
 use crate::context::open;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use std::sync::Arc;
 use std::time::Duration;
-use tenantry_orchestrator::NoProgress;
+use tenantry_api::AppState;
+use tenantry_api::tokens::CatalogTokens;
+use tenantry_events::relay::Relay;
+use tenantry_orchestrator::{NoProgress, Orchestrator, OrchestratorError};
+use tokio::sync::{Notify, watch};
 
-pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
-    let orch = open(cli).await?;
-    let interval = Duration::from_secs(args.interval.max(1));
-    tracing::info!(?interval, "worker started");
-    eprintln!("tenantry worker running; Ctrl-C to stop");
+/// Resolves once `stop` turns true.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Runs queued and interrupted operations until stopped: at once when woken, else every
+/// `interval`.
+async fn worker(
+    orch: Arc<Orchestrator>,
+    work: Arc<Notify>,
+    interval: Duration,
+    stop: watch::Receiver<bool>,
+) {
     loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = tokio::time::sleep(interval) => {
-                match orch.open_operations().await {
-                    Ok(open) => {
-                        for op in open {
-                            match orch.resume(op.id, &NoProgress, false).await {
-                                Ok(op) => tracing::info!(operation = %op.id, state = %op.state, "operation finished"),
-                                Err(tenantry_orchestrator::OrchestratorError::LeaseHeld(_)) => {}
-                                Err(e) => tracing::warn!(operation = %op.id, error = %e, "operation did not succeed"),
-                            }
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "could not look for work"),
+        loop {
+            match orch.work_once(&NoProgress).await {
+                Ok(Some((id, Ok(op)))) => {
+                    tracing::info!(operation = %id, state = %op.state, "operation finished")
+                }
+                Ok(Some((_, Err(OrchestratorError::LeaseHeld(_))))) => {}
+                Ok(Some((id, Err(e)))) => {
+                    tracing::warn!(operation = %id, error = %e, "operation did not succeed")
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not look for work");
+                    break;
                 }
             }
+            if *stop.borrow() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = stopped(stop.clone()) => return,
+            _ = work.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
         }
     }
-    tracing::info!("worker stopped");
-    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
+    let orch = Arc::new(open(cli).await?);
+    let config = orch.config().clone();
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.server.listen.clone());
+    let prometheus = if config.server.metrics {
+        Some(
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .context("installing the metrics recorder")?,
+        )
+    } else {
+        None
+    };
+    let sinks = tenantry_events::sinks_from_config(&config.events)
+        .await
+        .map_err(|e| anyhow::anyhow!("configuring event sinks: {e}"))?;
+    let sink_names: Vec<String> = sinks.iter().map(|s| s.name().to_owned()).collect();
+    let work = Arc::new(Notify::new());
+    let state = AppState {
+        orch: orch.clone(),
+        tokens: Arc::new(CatalogTokens(orch.catalog().clone())),
+        work: work.clone(),
+        sinks: Some(Arc::new(sink_names)),
+    };
+    let app = tenantry_api::router_with_metrics(state, prometheus);
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let interval = Duration::from_secs(args.interval.max(1));
+    let worker = tokio::spawn(worker(orch.clone(), work, interval, stop_rx.clone()));
+    let relay = Relay::new(orch.catalog().clone(), sinks);
+    let relay_interval = Duration::from_millis(config.events.relay_interval_ms.max(50));
+    let relay = tokio::spawn({
+        let stop = stop_rx.clone();
+        async move { relay.run(relay_interval, stopped(stop)).await }
+    });
+    eprintln!(
+        "tenantry serving http://{addr}/api/v1 (worker and event relay running); Ctrl-C to stop"
+    );
+    tracing::info!(%addr, "serving");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::join!(worker, relay);
+    tracing::info!("stopped");
+    served.context("serving HTTP")
 }
