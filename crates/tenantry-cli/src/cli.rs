@@ -57,9 +57,14 @@ pub enum Command {
     /// Regions and their shards
     #[command(subcommand)]
     Region(ListOnly),
-    /// Shards, their tenants and room left
+    /// Shards: list, add at run time, drain, activate
     #[command(subcommand)]
-    Shard(ListOnly),
+    Shard(ShardCommand),
+    /// The warm pool of pre-created, migrated databases (PostgreSQL shards)
+    #[command(subcommand)]
+    Pool(PoolCommand),
+    /// Bring tenant spaces to the application's latest migration
+    Migrate(MigrateArgs),
     /// Serve the REST API, run the worker and the event relay until stopped
     Serve(ServeArgs),
     /// API tokens
@@ -75,6 +80,10 @@ pub struct InitArgs {
     /// Overwrite an existing tenantry.toml
     #[arg(long)]
     pub force: bool,
+    /// Put the catalog (database tenantry_catalog) and one shard per region on this PostgreSQL
+    /// server, given as a superuser URL such as postgres://postgres@127.0.0.1:5432/postgres
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +212,71 @@ pub enum ListOnly {
     List,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ShardCommand {
+    /// Every shard with its tenants, databases and room left
+    List,
+    /// Register a shard at run time
+    Add(ShardAddArgs),
+    /// Stop placing new tenants on a shard (its tenants stay)
+    Drain { name: String },
+    /// Let a drained shard take new tenants again
+    Activate { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ShardAddArgs {
+    /// Shard name: a-z, 0-9 and '-', starting with a letter
+    pub name: String,
+    /// The region it serves
+    #[arg(long)]
+    pub region: String,
+    /// sqlite or postgres
+    #[arg(long, value_parser = parse_engine)]
+    pub engine: tenantry_core::Engine,
+    /// Admin connection URL (postgres)
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Directory of tenant files (sqlite)
+    #[arg(long)]
+    pub directory: Option<PathBuf>,
+    /// How many tenant databases it may hold
+    #[arg(long, default_value_t = 1000)]
+    pub capacity: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Create N migrated, empty databases on a shard ahead of time
+    Fill {
+        #[arg(long)]
+        shard: String,
+        #[arg(long)]
+        count: u32,
+    },
+    /// Databases waiting in the pool, per shard
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Only this tenant (repeatable)
+    #[arg(long = "tenant", value_name = "SLUG")]
+    pub tenants: Vec<String>,
+    /// Only tenants of this region
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Only tenants of this isolation
+    #[arg(long, value_parser = parse_isolation)]
+    pub isolation: Option<Isolation>,
+    /// How many spaces to migrate at once
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// List, per space, the migrations that would run; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: server.listen of the configuration, 127.0.0.1:8080]
@@ -236,6 +310,11 @@ fn parse_isolation(s: &str) -> Result<Isolation, String> {
 }
 
 fn parse_state(s: &str) -> Result<TenantState, String> {
+    s.parse()
+        .map_err(|e: tenantry_core::isolation::UnknownValue| e.to_string())
+}
+
+fn parse_engine(s: &str) -> Result<tenantry_core::Engine, String> {
     s.parse()
         .map_err(|e: tenantry_core::isolation::UnknownValue| e.to_string())
 }

@@ -26,6 +26,31 @@ pub struct SpaceStatus {
     pub tenant_rows: i64,
 }
 
+/// A tenant's (or a pooled database's) own database role. Its `Debug` never shows the
+/// password, and it has no `Display`.
+#[derive(Clone)]
+pub struct Credentials {
+    pub role: String,
+    pub password: secrecy::SecretString,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("role", &self.role)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A database created ahead of time for the warm pool.
+#[derive(Debug, Clone)]
+pub struct PooledDatabase {
+    pub database: String,
+    pub credentials: Credentials,
+    pub schema_version: Option<i64>,
+}
+
 /// Creates, migrates, seeds, inspects and drops tenant spaces on one shard. Every method is
 /// idempotent.
 #[async_trait]
@@ -36,8 +61,21 @@ pub trait SpaceDriver: Send + Sync + 'static {
     /// Where a tenant's space of `isolation` lives on this shard. Pure: creates nothing.
     fn locate(&self, tenant: TenantId, isolation: Isolation) -> Result<Space>;
 
-    /// Creates the space if it does not exist.
-    async fn create(&self, space: &Space) -> Result<()>;
+    /// Whether this shard can host a space of `isolation`.
+    fn supports(&self, isolation: Isolation) -> bool;
+
+    /// Creates the space if it does not exist. Returns the tenant's own credentials where the
+    /// space has a role of its own (a PostgreSQL database), with a fresh password each call.
+    async fn create(&self, space: &Space) -> Result<Option<Credentials>>;
+
+    /// Migrations `(version, description)` not yet applied to the space.
+    async fn pending_migrations(&self, space: &Space) -> Result<Vec<(i64, String)>>;
+
+    /// Creates an empty, migrated database for the warm pool.
+    async fn create_pooled(&self) -> Result<PooledDatabase>;
+
+    /// Turns a pooled database into `tenant`'s database space, with fresh credentials.
+    async fn adopt(&self, pooled: &str, tenant: TenantId) -> Result<(Space, Credentials)>;
 
     /// Applies the application's pending migrations; returns the resulting version.
     async fn migrate(&self, space: &Space) -> Result<Option<i64>>;

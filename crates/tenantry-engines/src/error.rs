@@ -48,6 +48,9 @@ pub enum SpaceError {
         engine: &'static str,
         isolation: &'static str,
     },
+    /// The shard's engine has no warm pool.
+    #[error("{0} shards have no warm pool: only PostgreSQL shards pre-create databases")]
+    NoWarmPool(&'static str),
     /// A name that would reach SQL is unsafe.
     #[error(transparent)]
     Identifier(#[from] tenantry_core::ident::UnsafeIdentifier),

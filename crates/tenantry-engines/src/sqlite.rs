@@ -3,7 +3,7 @@
 //! (`tenant_<id>.db`).
 
 use crate::application::Application;
-use crate::driver::{SpaceDriver, SpaceStatus};
+use crate::driver::{Credentials, PooledDatabase, SpaceDriver, SpaceStatus};
 use crate::error::{Result, SpaceError};
 use async_trait::async_trait;
 use sqlx::migrate::MigrateError;
@@ -167,11 +167,43 @@ impl SpaceDriver for SqliteSpaces {
         })
     }
 
-    async fn create(&self, space: &Space) -> Result<()> {
+    fn supports(&self, isolation: Isolation) -> bool {
+        isolation != Isolation::Schema
+    }
+
+    async fn create(&self, space: &Space) -> Result<Option<Credentials>> {
         let mut conn = self.connect(Self::path_of(space)?, true).await?;
         sqlx::query(SEED_LEDGER).execute(&mut conn).await?;
         conn.close().await?;
-        Ok(())
+        Ok(None)
+    }
+
+    async fn pending_migrations(&self, space: &Space) -> Result<Vec<(i64, String)>> {
+        let path = Self::path_of(space)?.to_path_buf();
+        let migrator = self.app.migrator(Engine::Sqlite).await?;
+        let mut conn = self.connect(&path, false).await?;
+        let applied: Vec<i64> = if table_exists(&mut conn, "_sqlx_migrations").await? {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&mut conn)
+                .await?
+        } else {
+            Vec::new()
+        };
+        conn.close().await?;
+        Ok(migrator
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| (m.version, m.description.to_string()))
+            .collect())
+    }
+
+    /// The warm pool is a PostgreSQL feature: a SQLite file costs nothing to create.
+    async fn create_pooled(&self) -> Result<PooledDatabase> {
+        Err(SpaceError::NoWarmPool("sqlite"))
+    }
+
+    async fn adopt(&self, _pooled: &str, _tenant: TenantId) -> Result<(Space, Credentials)> {
+        Err(SpaceError::NoWarmPool("sqlite"))
     }
 
     async fn migrate(&self, space: &Space) -> Result<Option<i64>> {
@@ -362,6 +394,7 @@ mod tests {
             driver.create(&space).await.unwrap();
             let v = driver.migrate(&space).await.unwrap();
             assert!(v.is_some());
+            assert!(driver.pending_migrations(&space).await.unwrap().is_empty());
             assert_eq!(driver.seed(&space, t, &slug).await.unwrap(), 1);
             assert_eq!(
                 driver.seed(&space, t, &slug).await.unwrap(),
@@ -395,6 +428,7 @@ mod tests {
         let space = driver.locate(t, Isolation::Database).unwrap();
         driver.create(&space).await.unwrap();
         driver.create(&space).await.unwrap();
+        assert_eq!(driver.pending_migrations(&space).await.unwrap().len(), 4);
         driver.migrate(&space).await.unwrap();
         driver.migrate(&space).await.unwrap();
         driver

@@ -13,10 +13,10 @@ use futures::StreamExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
-use tracing::Instrument;
 use tenantry_catalog::model::{Tenant, TenantFilter, TenantUpdate};
 use tenantry_core::space::Space;
 use tenantry_core::{Isolation, TenantState};
+use tracing::Instrument;
 
 /// Which tenants a fleet migration covers; empty fields select all.
 #[derive(Debug, Clone, Default)]
@@ -69,7 +69,9 @@ fn targets(tenants: Vec<Tenant>) -> Vec<Target> {
     let mut shared: BTreeMap<String, Target> = BTreeMap::new();
     let mut out = Vec::new();
     for t in tenants {
-        let Some(space) = t.space.clone() else { continue };
+        let Some(space) = t.space.clone() else {
+            continue;
+        };
         if space.kind == Isolation::Shared {
             let key = format!("{}:{:?}:{:?}", space.shard, space.path, space.database);
             shared
@@ -152,15 +154,25 @@ impl Orchestrator {
     async fn migrate_target(&self, target: &Target, dry_run: bool) -> SpaceOutcome {
         let driver = match self.spaces.driver(&target.space.shard) {
             Ok(d) => d,
-            Err(e) => return SpaceOutcome::Failed { error: e.to_string() },
+            Err(e) => {
+                return SpaceOutcome::Failed {
+                    error: e.to_string(),
+                };
+            }
         };
         let pending = match driver.pending_migrations(&target.space).await {
             Ok(p) => p,
-            Err(e) => return SpaceOutcome::Failed { error: e.to_string() },
+            Err(e) => {
+                return SpaceOutcome::Failed {
+                    error: e.to_string(),
+                };
+            }
         };
         let before = target.tenants.first().and_then(|t| t.schema_version);
         if dry_run {
-            return SpaceOutcome::WouldApply { migrations: pending };
+            return SpaceOutcome::WouldApply {
+                migrations: pending,
+            };
         }
         if pending.is_empty() {
             return SpaceOutcome::UpToDate { version: before };
@@ -187,7 +199,9 @@ impl Orchestrator {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "space failed to migrate");
-                SpaceOutcome::Failed { error: e.to_string() }
+                SpaceOutcome::Failed {
+                    error: e.to_string(),
+                }
             }
         }
     }

@@ -10,14 +10,18 @@
 //! - [`steps`]: the steps of each operation kind, what each does and how it is undone.
 //! - [`runner`]: claiming an operation, running its steps with retries, and rolling back.
 //! - [`worker`]: worker identity, and telling a dead lease holder from a slow one.
+//! - [`fleet`]: fleet migrations: every selected space to the latest version, in parallel.
+//! - [`shards`]: shards registered at run time, draining, and the warm pool.
 //! - [`failpoints`]: `TENANTRY_FAILPOINTS`, to crash or fail at any step in tests.
 //! - [`error`]: the layer's error type.
 
 pub mod error;
 pub mod failpoints;
+pub mod fleet;
 pub mod request;
 pub mod runner;
 pub mod service;
+pub mod shards;
 pub mod steps;
 pub mod worker;
 

@@ -33,7 +33,6 @@ pub struct Orchestrator {
     /// How long a lease lasts without renewal.
     pub(crate) lease: Duration,
     /// Seals tenant credentials; absent until configured (only needed once one is stored).
-    #[allow(dead_code)] // read once PostgreSQL spaces store credentials (next change)
     pub(crate) master_key: Option<MasterKey>,
 }
 
@@ -121,7 +120,6 @@ impl Orchestrator {
     }
 
     /// The master key, or an error that says how to provide one.
-    #[allow(dead_code)]
     pub(crate) fn master_key(&self) -> Result<&MasterKey> {
         self.master_key.as_ref().ok_or_else(|| {
             OrchestratorError::InvalidRequest(

@@ -12,7 +12,7 @@ use tenantry_catalog::model::{
     Checkpoint, NewEvent, Operation, OperationKind, Tenant, TenantUpdate,
 };
 use tenantry_core::events::EventType;
-use tenantry_core::{Slug, TenantState};
+use tenantry_core::{Engine, Isolation, Slug, TenantState};
 
 /// Provisioning, in the order the steps run.
 pub const PROVISION_STEPS: &[&str] = &[
@@ -131,10 +131,7 @@ impl Orchestrator {
                     .await?;
                 return Ok(true);
             }
-            "create_space" => {
-                let space = space_of(&t)?;
-                self.spaces.driver(&space.shard)?.create(space).await?;
-            }
+            "create_space" => self.create_space(&t).await?,
             "migrate" => {
                 let space = space_of(&t)?;
                 let version = self.spaces.driver(&space.shard)?.migrate(space).await?;
@@ -213,14 +210,7 @@ impl Orchestrator {
                 .await?;
                 return Ok(true);
             }
-            "drop_space" => {
-                if let Some(space) = &t.space {
-                    self.spaces
-                        .driver(&space.shard)?
-                        .remove(space, t.id)
-                        .await?;
-                }
-            }
+            "drop_space" => self.remove_space(&t).await?,
             "remove_storage" => {
                 self.storage.remove(&t.region, t.id).await?;
             }
@@ -253,12 +243,7 @@ impl Orchestrator {
         let t = self.catalog.tenant(op.tenant_id).await?;
         match (op.kind, name) {
             (OperationKind::Provision, "create_space") => {
-                if let Some(space) = &t.space {
-                    self.spaces
-                        .driver(&space.shard)?
-                        .remove(space, t.id)
-                        .await?;
-                }
+                self.remove_space(&t).await?;
                 self.catalog
                     .update_tenant(
                         t.id,
@@ -274,6 +259,53 @@ impl Orchestrator {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// Creates the tenant's space — from the warm pool when the shard has a database waiting —
+    /// and keeps its own credentials, sealed. Idempotent: a claimed pool entry stays the
+    /// tenant's until it is adopted, adoption and creation reset the role's password, and the
+    /// sealed secret is overwritten.
+    async fn create_space(&self, t: &Tenant) -> Result<(), StepError> {
+        let space = space_of(t)?;
+        let driver = self.spaces.driver(&space.shard)?;
+        let from_pool = if space.kind == Isolation::Database && driver.engine() == Engine::Postgres
+        {
+            self.catalog.pool_claim(&space.shard, t.id).await?
+        } else {
+            None
+        };
+        if let Some(entry) = from_pool {
+            let (adopted, credentials) = driver.adopt(&entry.database, t.id).await?;
+            self.store_credentials(t.id, &credentials).await?;
+            self.catalog
+                .update_tenant(
+                    t.id,
+                    TenantUpdate {
+                        space: Some(Some(adopted)),
+                        ..TenantUpdate::default()
+                    },
+                )
+                .await?;
+            self.catalog.pool_remove(entry.id).await?;
+            tracing::info!(database = %entry.database, "claimed a database from the warm pool");
+            return Ok(());
+        }
+        if let Some(credentials) = driver.create(space).await? {
+            self.store_credentials(t.id, &credentials).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the tenant's space and forgets its credentials.
+    async fn remove_space(&self, t: &Tenant) -> Result<(), StepError> {
+        if let Some(space) = &t.space {
+            self.spaces
+                .driver(&space.shard)?
+                .remove(space, t.id)
+                .await?;
+        }
+        self.catalog.delete_secrets(t.id).await?;
         Ok(())
     }
 

@@ -70,34 +70,3 @@ pub async fn regions(cli: &Cli) -> Result<()> {
     });
     Ok(())
 }
-
-pub async fn shards(cli: &Cli) -> Result<()> {
-    let orch = open(cli).await?;
-    let shards = orch.catalog().shards().await?;
-    emit(cli.output, &shards, |shards| {
-        let mut t = table(&[
-            "shard",
-            "region",
-            "engine",
-            "state",
-            "databases",
-            "capacity",
-            "room left",
-            "location",
-        ]);
-        for s in shards {
-            t.add_row(vec![
-                s.name.clone(),
-                s.region.clone(),
-                s.engine.to_string(),
-                s.state.to_string(),
-                s.used.to_string(),
-                s.capacity.to_string(),
-                s.capacity.saturating_sub(s.used).to_string(),
-                or_dash(s.directory.clone()),
-            ]);
-        }
-        println!("{t}");
-    });
-    Ok(())
-}

@@ -37,9 +37,14 @@ fn describe(o: &SpaceOutcome) -> String {
             to.map_or("none".into(), |v| v.to_string())
         ),
         SpaceOutcome::UpToDate { version } => {
-            format!("up to date ({})", version.map_or("none".into(), |v| v.to_string()))
+            format!(
+                "up to date ({})",
+                version.map_or("none".into(), |v| v.to_string())
+            )
         }
-        SpaceOutcome::WouldApply { migrations } if migrations.is_empty() => "nothing to apply".into(),
+        SpaceOutcome::WouldApply { migrations } if migrations.is_empty() => {
+            "nothing to apply".into()
+        }
         SpaceOutcome::WouldApply { migrations } => format!(
             "would apply {}",
             migrations
@@ -99,7 +104,11 @@ pub async fn run(cli: &Cli, args: &MigrateArgs) -> Result<()> {
             "{} of {} space(s) failed to migrate: {}; fix them and run `tenantry migrate` again — finished spaces are not touched",
             failed.len(),
             results.len(),
-            failed.iter().map(|r| r.label.as_str()).collect::<Vec<_>>().join(", ")
+            failed
+                .iter()
+                .map(|r| r.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())

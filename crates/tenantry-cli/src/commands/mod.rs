@@ -3,8 +3,11 @@
 mod events;
 mod init;
 mod listing;
+mod migrate;
 mod ops;
+mod pool;
 mod serve;
+mod shard;
 mod tenant;
 mod token;
 
@@ -13,13 +16,15 @@ use anyhow::Result;
 
 pub async fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
-        Command::Init(args) => init::run(cli, args),
+        Command::Init(args) => init::run(cli, args).await,
         Command::Tenant(cmd) => tenant::run(cli, cmd).await,
         Command::Events(cmd) => events::run(cli, cmd).await,
         Command::Ops(cmd) => ops::run(cli, cmd).await,
         Command::Plan(_) => listing::plans(cli),
         Command::Region(_) => listing::regions(cli).await,
-        Command::Shard(_) => listing::shards(cli).await,
+        Command::Shard(cmd) => shard::run(cli, cmd).await,
+        Command::Pool(cmd) => pool::run(cli, cmd).await,
+        Command::Migrate(args) => migrate::run(cli, args).await,
         Command::Serve(args) => serve::run(cli, args).await,
         Command::Token(cmd) => token::run(cli, cmd).await,
     }

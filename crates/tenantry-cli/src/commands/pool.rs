@@ -35,16 +35,24 @@ pub async fn run(cli: &Cli, cmd: &PoolCommand) -> Result<()> {
             bar.finish_and_clear();
             let created = created?;
             let status = orch.catalog().pool_status().await?;
-            emit(cli.output, &serde_json::json!({ "created": created, "pool": status }), |_| {
-                println!("Created {created} database(s) in the pool of {shard}.");
-            });
+            emit(
+                cli.output,
+                &serde_json::json!({ "created": created, "pool": status }),
+                |_| {
+                    println!("Created {created} database(s) in the pool of {shard}.");
+                },
+            );
         }
         PoolCommand::Status => {
             let status = orch.catalog().pool_status().await?;
             emit(cli.output, &status, |rows| {
                 let mut t = table(&["shard", "available", "claimed"]);
                 for r in rows {
-                    t.add_row(vec![r.shard.clone(), r.available.to_string(), r.claimed.to_string()]);
+                    t.add_row(vec![
+                        r.shard.clone(),
+                        r.available.to_string(),
+                        r.claimed.to_string(),
+                    ]);
                 }
                 println!("{t}");
             });

@@ -96,7 +96,14 @@ async fn list(cli: &Cli, orch: &Orchestrator) -> Result<()> {
     let views = views(orch).await?;
     emit(cli.output, &views, |views| {
         let mut t = table(&[
-            "shard", "region", "engine", "state", "tenants", "databases", "capacity", "room left",
+            "shard",
+            "region",
+            "engine",
+            "state",
+            "tenants",
+            "databases",
+            "capacity",
+            "room left",
             "location",
         ]);
         for v in views {
@@ -111,7 +118,11 @@ async fn list(cli: &Cli, orch: &Orchestrator) -> Result<()> {
                 s.capacity.to_string(),
                 v.room_left.to_string(),
                 // A URL may carry a password: show only its host part.
-                or_dash(s.directory.clone().or_else(|| s.url.as_deref().map(redact_url))),
+                or_dash(
+                    s.directory
+                        .clone()
+                        .or_else(|| s.url.as_deref().map(redact_url)),
+                ),
             ]);
         }
         println!("{t}");

@@ -1,0 +1,113 @@
+//! Shards registered at run time, draining, and the warm pool of pre-created databases.
+
+use crate::error::{OrchestratorError, Result};
+use crate::service::Orchestrator;
+use tenantry_catalog::model::{NewPoolEntry, Shard};
+use tenantry_core::Slug;
+use tenantry_core::config::ShardConfig;
+use tenantry_core::shard::ShardState;
+use tenantry_core::{Engine, TenantId};
+use tenantry_engines::driver::Credentials;
+
+/// What is sealed for a tenant's (or a pooled database's) own role.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct SealedCredentials {
+    pub role: String,
+    pub password: String,
+}
+
+/// The name under which a tenant's database credentials are kept in the catalog.
+pub const DATABASE_SECRET: &str = "database";
+
+impl Orchestrator {
+    /// Registers a shard at run time, after checking it the way the configuration would be.
+    pub async fn add_shard(&self, shard: ShardConfig) -> Result<Shard> {
+        let bad = |m: String| Err(OrchestratorError::InvalidRequest(m));
+        if let Err(e) = Slug::parse(&shard.name) {
+            return bad(e.to_string().replace("slug", "shard name"));
+        }
+        if !self.config.regions.contains_key(&shard.region) {
+            return bad(format!(
+                "unknown region {:?}; known regions: {}",
+                shard.region,
+                self.config
+                    .regions
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        match shard.engine {
+            Engine::Postgres if shard.url.is_none() => {
+                return bad("a postgres shard needs --url (an admin connection URL)".into());
+            }
+            Engine::Sqlite if shard.directory.is_none() => {
+                return bad("a sqlite shard needs --directory".into());
+            }
+            _ => {}
+        }
+        if shard.capacity == 0 {
+            return bad("--capacity must be at least 1".into());
+        }
+        Ok(self.catalog.add_shard(&shard).await?)
+    }
+
+    /// Drains a shard (no new tenants) or activates it again.
+    pub async fn set_shard_state(&self, name: &str, state: ShardState) -> Result<Shard> {
+        Ok(self.catalog.set_shard_state(name, state).await?)
+    }
+
+    /// Creates `count` migrated, empty databases on `shard` for later provisionings to claim,
+    /// reporting the number done after each.
+    pub async fn fill_pool(
+        &self,
+        shard: &str,
+        count: u32,
+        progress: &(dyn Fn(u32) + Sync),
+    ) -> Result<u32> {
+        let driver = self.spaces.driver(shard)?;
+        let key = self.master_key()?;
+        for done in 1..=count {
+            let pooled = driver.create_pooled().await?;
+            let sealed = seal(key, &pooled.database, &pooled.credentials);
+            self.catalog
+                .pool_add(NewPoolEntry {
+                    shard: shard.to_owned(),
+                    database: pooled.database,
+                    secret: sealed,
+                    schema_version: pooled.schema_version,
+                })
+                .await?;
+            progress(done);
+        }
+        Ok(count)
+    }
+
+    /// Seals and stores a tenant's database credentials.
+    pub(crate) async fn store_credentials(
+        &self,
+        tenant: TenantId,
+        credentials: &Credentials,
+    ) -> Result<()> {
+        let sealed = seal(self.master_key()?, &tenant.to_string(), credentials);
+        self.catalog
+            .put_secret(tenant, DATABASE_SECRET, &sealed)
+            .await?;
+        Ok(())
+    }
+}
+
+fn seal(
+    key: &tenantry_core::secrets::MasterKey,
+    owner: &str,
+    credentials: &Credentials,
+) -> Vec<u8> {
+    use secrecy::ExposeSecret;
+    let plain = serde_json::to_vec(&SealedCredentials {
+        role: credentials.role.clone(),
+        password: credentials.password.expose_secret().to_owned(),
+    })
+    .expect("credentials serialise");
+    key.seal(owner, &plain)
+}
