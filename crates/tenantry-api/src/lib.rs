@@ -29,7 +29,6 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use routes::{events, health, operations, tenants, topology};
-use tower_http::limit::RequestBodyLimitLayer;
 
 /// Largest request body accepted (bodies are small JSON documents).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -86,7 +85,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Enforced by the body extractor, so that an oversized body gets a problem document.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }

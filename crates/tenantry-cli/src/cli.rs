@@ -70,6 +70,8 @@ pub enum Command {
     /// API tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print the REST API's OpenAPI document (as committed in docs/openapi.json)
+    Openapi,
 }
 
 #[derive(Debug, Args)]

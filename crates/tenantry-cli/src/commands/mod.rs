@@ -27,5 +27,9 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Command::Migrate(args) => migrate::run(cli, args).await,
         Command::Serve(args) => serve::run(cli, args).await,
         Command::Token(cmd) => token::run(cli, cmd).await,
+        Command::Openapi => {
+            println!("{}", tenantry_api::openapi::document());
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,375 @@
+//! The REST API end to end: `tenantry serve` started as a process, driven over HTTP only.
+
+mod common;
+
+use common::make_test_env;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `tenantry serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(env: &common::Env, extra_env: &[(&str, &str)]) -> Server {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tenantry"));
+        cmd.current_dir(env.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--interval", "1"])
+            .env_remove("TENANTRY_CONFIG")
+            .env_remove("TENANTRY_FAILPOINTS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start tenantry serve");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let base = loop {
+            let line = lines.next().expect("serve printed its address").unwrap();
+            if let Some(rest) = line.strip_prefix("tenantry serving http://") {
+                let addr = rest.split('/').next().unwrap().to_owned();
+                break format!("http://{addr}");
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn token(env: &common::Env, scope: &str, name: &str) -> String {
+    let v = env.json(&["token", "create", "--scope", scope, "--name", name]);
+    v["token"].as_str().unwrap().to_owned()
+}
+
+async fn wait_for_operation(
+    client: &reqwest::Client,
+    server: &Server,
+    tok: &str,
+    url: &str,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let op: Value = client
+            .get(server.url(url))
+            .bearer_auth(tok)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if op["state"] == "succeeded" || op["state"] == "failed" {
+            return op;
+        }
+        assert!(Instant::now() < deadline, "operation never finished: {op}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_through_the_api_only() {
+    let env = make_test_env();
+    let op_tok = token(&env, "operator", "ops");
+    let read_tok = token(&env, "reader", "dashboard");
+    let server = Server::start(&env, &[]);
+    let client = reqwest::Client::new();
+
+    for (slug, plan, region, isolation) in [
+        ("acme", "standard", "eu-west", "shared"),
+        ("globex", "premium", "us-east", "database"),
+    ] {
+        let res = client
+            .post(server.url("/api/v1/tenants"))
+            .bearer_auth(&op_tok)
+            .json(&json!({ "slug": slug, "plan": plan, "region": region }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        let accepted: Value = res.json().await.unwrap();
+        assert_eq!(accepted["operation_url"], location);
+        let op = wait_for_operation(&client, &server, &read_tok, &location).await;
+        assert_eq!(op["state"], "succeeded", "{op}");
+        assert_eq!(op["steps_done"], op["steps_total"]);
+        let t: Value = client
+            .get(server.url(&format!("/api/v1/tenants/{slug}")))
+            .bearer_auth(&read_tok)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (t["state"].as_str(), t["isolation"].as_str()),
+            (Some("active"), Some(isolation))
+        );
+    }
+
+    for (action, state) in [("suspend", "suspended"), ("resume", "active")] {
+        let res = client
+            .post(server.url(&format!("/api/v1/tenants/acme/{action}")))
+            .bearer_auth(&op_tok)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let accepted: Value = res.json().await.unwrap();
+        let url = accepted["operation_url"].as_str().unwrap().to_owned();
+        wait_for_operation(&client, &server, &read_tok, &url).await;
+        let t: Value = client
+            .get(server.url("/api/v1/tenants/acme"))
+            .bearer_auth(&read_tok)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(t["state"], state);
+    }
+    let page: Value = client
+        .get(server.url("/api/v1/tenants?limit=1"))
+        .bearer_auth(&read_tok)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["next_cursor"], "1");
+    let res = client
+        .delete(server.url("/api/v1/tenants/globex"))
+        .bearer_auth(&op_tok)
+        .send()
+        .await
+        .unwrap();
+    let accepted: Value = res.json().await.unwrap();
+    let op = wait_for_operation(
+        &client,
+        &server,
+        &read_tok,
+        accepted["operation_url"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(op["state"], "succeeded");
+    let history: Value = client
+        .get(server.url("/api/v1/tenants/globex/history"))
+        .bearer_auth(&read_tok)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history.as_array().unwrap().last().unwrap()["to"], "deleted");
+
+    // Resuming an active tenant is a conflict, as a problem document.
+    let res = client
+        .post(server.url("/api/v1/tenants/acme/resume"))
+        .bearer_auth(&op_tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+
+    let events: Value = client
+        .get(server.url("/api/v1/events?tenant=acme"))
+        .bearer_auth(&read_tok)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let types: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "TenantCreated",
+            "TenantProvisioned",
+            "TenantActivated",
+            "TenantSuspended",
+            "TenantResumed"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_scopes_and_bad_input() {
+    let env = make_test_env();
+    let op_tok = token(&env, "operator", "ops");
+    let read_tok = token(&env, "reader", "dashboard");
+    let revoked = token(&env, "admin", "old");
+    env.tenantry(["token", "revoke", "old"]).success();
+    let server = Server::start(&env, &[]);
+    let client = reqwest::Client::new();
+    let body = json!({ "slug": "acme", "plan": "standard", "region": "eu-west" });
+    let post = |tok: Option<&str>, body: String| {
+        let mut req = client
+            .post(server.url("/api/v1/tenants"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = tok {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    assert_eq!(
+        post(None, body.to_string()).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post(Some("tty_nonsense"), body.to_string())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post(Some(&revoked), body.to_string())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post(Some(&read_tok), body.to_string())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let cases = [
+        ("{not json".to_string(), StatusCode::BAD_REQUEST, None),
+        (
+            json!({ "slug": "acme", "plan": "gold", "region": "eu-west" }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("plan"),
+        ),
+        (
+            json!({ "slug": "Bad_Slug", "plan": "standard", "region": "eu-west" }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("slug"),
+        ),
+        (
+            json!({ "slug": "acme", "plan": "standard", "region": "mars" }).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("region"),
+        ),
+        (
+            json!({ "slug": "acme", "plan": "standard", "region": "eu-west", "colour": "red" })
+                .to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("colour"),
+        ),
+        (
+            format!("{{\"slug\":\"{}\"}}", "a".repeat(100_000)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+        ),
+    ];
+    for (body, status, field) in cases {
+        let res = post(Some(&op_tok), body.clone()).await.unwrap();
+        assert_eq!(res.status(), status, "{}", &body[..body.len().min(80)]);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let problem: Value = res.json().await.unwrap();
+        assert!(
+            problem["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://tenantry.dev/problems/")
+        );
+        if let Some(field) = field {
+            assert_eq!(problem["field"], field, "{problem}");
+        }
+    }
+    let tenants: Value = client
+        .get(server.url("/api/v1/tenants"))
+        .bearer_auth(&read_tok)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        tenants["items"].as_array().unwrap().is_empty(),
+        "nothing was created"
+    );
+
+    // The same Idempotency-Key twice creates one tenant and answers the same.
+    let send = || {
+        client
+            .post(server.url("/api/v1/tenants"))
+            .bearer_auth(&op_tok)
+            .header("idempotency-key", "signup-42")
+            .json(&body)
+            .send()
+    };
+    let first: Value = send().await.unwrap().json().await.unwrap();
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    let all = env.json(&["tenant", "list", "--all"]);
+    assert_eq!(all.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_served_openapi_document_is_the_committed_one() {
+    let env = make_test_env();
+    let server = Server::start(&env, &[]);
+    let served: Value = reqwest::get(server.url("/api/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/openapi.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        served, committed,
+        "docs/openapi.json drifted: run `cargo run -q -p tenantry-cli -- openapi > docs/openapi.json`"
+    );
+    assert!(served["paths"]["/api/v1/tenants"]["post"].is_object());
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        reqwest::get(server.url("/readyz")).await.unwrap().status(),
+        StatusCode::OK
+    );
+}
