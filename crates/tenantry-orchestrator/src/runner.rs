@@ -333,6 +333,30 @@ impl Orchestrator {
         })
     }
 
+    /// Runs operation `id` here, or — when another worker (a `tenantry serve`) took it first —
+    /// follows it until it ends. Either way the result is the operation's outcome.
+    pub async fn run_or_follow(&self, id: Uuid, progress: &dyn Progress) -> Result<Operation> {
+        match self.run(id, progress).await {
+            Err(OrchestratorError::LeaseHeld(_)) => loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let op = self.catalog.operation(id).await?;
+                match op.state {
+                    OperationState::Succeeded => return Ok(op),
+                    OperationState::Failed => {
+                        let failed = op.steps.iter().find(|s| s.state == StepState::Failed);
+                        return Err(OrchestratorError::OperationFailed {
+                            operation: id,
+                            step: failed.map(|s| s.name.clone()).unwrap_or_default(),
+                            error: op.error.clone().unwrap_or_default(),
+                        });
+                    }
+                    _ => {}
+                }
+            },
+            other => other,
+        }
+    }
+
     /// Takes the oldest operation no live worker holds and runs it. `None` when there is none.
     /// Several workers (processes) can call this at once: each operation goes to one of them.
     pub async fn work_once(

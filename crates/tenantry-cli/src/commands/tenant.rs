@@ -68,7 +68,7 @@ async fn create(cli: &Cli, orch: &Orchestrator, args: &CreateArgs) -> Result<()>
         return Ok(());
     }
     let progress = StepProgress::new(format!("provisioning {}", tenant.slug), op.steps.len());
-    let result = orch.run(op.id, &progress).await;
+    let result = orch.run_or_follow(op.id, &progress).await;
     progress.finish();
     result?;
     show(cli, orch, &tenant.slug).await
@@ -229,7 +229,7 @@ async fn history(cli: &Cli, orch: &Orchestrator, slug: &str) -> Result<()> {
 async fn change(cli: &Cli, orch: &Orchestrator, slug: &str, kind: OperationKind) -> Result<()> {
     let (tenant, op) = orch.request(slug, kind).await?;
     let progress = StepProgress::new(format!("{kind} {}", tenant.slug), op.steps.len());
-    let result = orch.run(op.id, &progress).await;
+    let result = orch.run_or_follow(op.id, &progress).await;
     progress.finish();
     let op = result?;
     let tenant = orch.catalog().tenant(tenant.id).await?;
