@@ -36,7 +36,10 @@ async fn worker(
                 Ok(Some((id, Err(e)))) => {
                     tracing::warn!(operation = %id, error = %e, "operation did not succeed")
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    take_over_dead_workers(&orch).await;
+                    break;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "could not look for work");
                     break;
@@ -50,6 +53,29 @@ async fn worker(
             _ = stopped(stop.clone()) => return,
             _ = work.notified() => {}
             _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Finishes operations whose worker on this host died, without waiting for their leases.
+async fn take_over_dead_workers(orch: &Orchestrator) {
+    let Ok(open) = orch.open_operations().await else {
+        return;
+    };
+    for op in open {
+        let dead = op
+            .lease_owner
+            .as_deref()
+            .is_some_and(tenantry_orchestrator::worker::holder_is_dead);
+        if dead {
+            match orch.resume(op.id, &NoProgress, false).await {
+                Ok(op) => {
+                    tracing::info!(operation = %op.id, state = %op.state, "finished a dead worker's operation")
+                }
+                Err(e) => {
+                    tracing::warn!(operation = %op.id, error = %e, "could not finish a dead worker's operation")
+                }
+            }
         }
     }
 }
