@@ -2,6 +2,7 @@
 
 use crate::application::Application;
 use crate::error::{Result, SpaceError};
+use crate::postgres::PgSpaces;
 use crate::sqlite::SqliteSpaces;
 use async_trait::async_trait;
 use serde::Serialize;
@@ -107,6 +108,8 @@ pub struct ShardTarget {
     pub engine: Engine,
     pub directory: Option<PathBuf>,
     pub url: Option<String>,
+    /// The name of the region's shared database (PostgreSQL shards).
+    pub shared_database: String,
 }
 
 impl Spaces {
@@ -125,10 +128,18 @@ impl Spaces {
                     Arc::new(SqliteSpaces::new(&shard.name, dir, app.clone()))
                 }
                 Engine::Postgres => {
-                    return Err(SpaceError::Unsupported {
-                        engine: "postgres",
-                        isolation: "any",
-                    });
+                    let url = shard.url.ok_or_else(|| {
+                        SpaceError::BadMigrations(format!(
+                            "postgres shard {} has no url",
+                            shard.name
+                        ))
+                    })?;
+                    Arc::new(PgSpaces::new(
+                        &shard.name,
+                        &url,
+                        &shard.shared_database,
+                        app.clone(),
+                    )?)
                 }
             };
             drivers.insert(shard.name, driver);

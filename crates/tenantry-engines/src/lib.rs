@@ -10,12 +10,15 @@
 //! # Layout
 //! - [`application`]: the tenant application's migrations and seeds, read from disk.
 //! - [`driver`]: the [`SpaceDriver`] trait and the per-shard registry [`Spaces`].
+//! - [`postgres`]: tenant spaces on PostgreSQL: row-level security, schemas, databases with
+//!   roles of their own, and the warm pool.
 //! - [`sqlite`]: tenant spaces as SQLite files (shared database or one file per tenant).
 //! - [`error`]: the layer's error type.
 
 pub mod application;
 pub mod driver;
 pub mod error;
+pub mod postgres;
 pub mod sqlite;
 
 pub use application::Application;

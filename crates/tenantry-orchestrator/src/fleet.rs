@@ -49,6 +49,7 @@ pub struct SpaceResult {
     pub shard: String,
     /// The tenants whose data the space holds.
     pub tenants: Vec<String>,
+    #[serde(flatten)]
     pub outcome: SpaceOutcome,
     pub took_ms: u64,
 }

@@ -74,6 +74,7 @@ impl Orchestrator {
         let spaces = Spaces::new(
             &app,
             shards.into_iter().map(|s| ShardTarget {
+                shared_database: config.shared_database(&s.region),
                 name: s.name,
                 engine: s.engine,
                 directory: s.directory.map(Into::into),
