@@ -242,10 +242,11 @@ impl PgSpaces {
             .collect();
         for (child, parent) in edges {
             let (child, parent) = (unquote(&child), unquote(&parent));
-            if child != parent && parents.contains_key(&parent) {
-                if let Some(p) = parents.get_mut(&child) {
-                    p.insert(parent);
-                }
+            if child != parent
+                && parents.contains_key(&parent)
+                && let Some(p) = parents.get_mut(&child)
+            {
+                p.insert(parent);
             }
         }
         let mut order = Vec::new();
