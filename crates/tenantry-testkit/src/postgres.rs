@@ -170,9 +170,18 @@ fn free_port() -> u16 {
 }
 
 impl TestServer {
-    /// Starts a fresh server, or returns `None` (after printing why) outside CI when the server
-    /// binaries are missing.
+    /// Starts a fresh server tuned for tests (`fsync=off`), or returns `None` (after printing
+    /// why) outside CI when the server binaries are missing.
     pub async fn start() -> Option<Self> {
+        Self::start_with(false).await
+    }
+
+    /// Starts a fresh server that syncs to disk like a production one, for benchmarks.
+    pub async fn start_durable() -> Option<Self> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(durable: bool) -> Option<Self> {
         let Some(bin) = server_bin() else {
             return crate::missing("PostgreSQL server binaries (initdb, pg_ctl)");
         };
@@ -213,7 +222,8 @@ impl TestServer {
         for _ in 0..5 {
             let port = free_port();
             let opts = format!(
-                "-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c shared_buffers=32MB"
+                "-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=200 -c shared_buffers=32MB",
+                if durable { "on" } else { "off" }
             );
             let log = dir.path().join("server.log").to_string_lossy().into_owned();
             match run_pg(
