@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tenants/{slug}/history", get(tenants::history))
         .route("/operations/{id}", get(operations::show))
         .route("/events", get(events::list))
+        .route("/events/dead-letters", get(events::dead_letters))
         .route("/regions", get(topology::regions))
         .route("/shards", get(topology::shards))
         .route_layer(from_fn_with_state(

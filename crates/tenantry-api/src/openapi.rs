@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::tenants::delete,
         crate::routes::operations::show,
         crate::routes::events::list,
+        crate::routes::events::dead_letters,
         crate::routes::topology::regions,
         crate::routes::topology::shards,
         crate::routes::health::healthz,

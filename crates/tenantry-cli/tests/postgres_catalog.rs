@@ -154,3 +154,123 @@ fn two_workers_share_200_provisionings_and_survive_losing_one() {
     }
     assert_eq!(owners.len(), N);
 }
+
+/// Counts of the tenant's admin users and store settings in its PostgreSQL space, or `None`
+/// when the space does not exist.
+fn pg_counts(
+    rt: &tokio::runtime::Runtime,
+    server: &str,
+    tenant: &serde_json::Value,
+) -> Option<(i64, i64)> {
+    use sqlx::Connection;
+    let db = tenant["space"]["database"].as_str()?;
+    let url = tenantry_testkit::postgres::url_for(server, db);
+    let id = tenant["id"].as_str().unwrap().to_owned();
+    rt.block_on(async move {
+        let mut conn = sqlx::PgConnection::connect(&url).await.ok()?;
+        let admins: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'admin'",
+        )
+        .bind(&id)
+        .fetch_one(&mut conn)
+        .await
+        .ok()?;
+        let settings: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM store_settings WHERE tenant_id = $1")
+                .bind(&id)
+                .fetch_one(&mut conn)
+                .await
+                .ok()?;
+        Some((admins, settings))
+    })
+}
+
+#[test]
+fn crashes_and_failures_on_postgres_spaces_are_resumed_or_rolled_back() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = rt.block_on(TestDatabase::create("pgcrash")) else {
+        return;
+    };
+    let Some(server) = rt.block_on(tenantry_testkit::postgres::TestServer::start()) else {
+        return;
+    };
+    let env = make_test_env();
+    use_postgres_catalog(&env, &db);
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    let config = config
+        .replace(
+            "engine = \"sqlite\"\ndirectory = \"data/shards/eu-west-1\"",
+            &format!("engine = \"postgres\"\nurl = \"{}\"", server.url),
+        )
+        .replace(
+            "engine = \"sqlite\"\ndirectory = \"data/shards/us-east-1\"",
+            &format!("engine = \"postgres\"\nurl = \"{}\"", server.url),
+        );
+    env.replace_config(&config);
+    let steps = env.steps("provision");
+    let mut n = 0;
+    for step in &steps {
+        for point in ["before", "after"] {
+            for (plan, region) in [("standard", "eu-west"), ("premium", "us-east")] {
+                n += 1;
+                let slug = format!("c{n:02}");
+                let out = env.tenantry_with_failpoints(
+                    &format!("{step}.{point}=crash"),
+                    [
+                        "tenant", "create", &slug, "--plan", plan, "--region", region,
+                    ],
+                );
+                assert!(!out.status.success(), "{step}.{point} did not crash");
+                env.tenantry(["ops", "resume"]).success();
+                let t = env.show(&slug);
+                assert_eq!(t["state"], "active", "{step}.{point} {plan}: {t}");
+                assert_eq!(env.event_types(&slug), PROVISIONED, "{step}.{point} {plan}");
+                assert_eq!(
+                    pg_counts(&rt, &server.url, &t),
+                    Some((1, 1)),
+                    "{step}.{point} {plan}"
+                );
+            }
+        }
+        // A permanent failure rolls everything back.
+        for (plan, region) in [("standard", "eu-west"), ("premium", "us-east")] {
+            n += 1;
+            let slug = format!("e{n:02}");
+            let out = env.tenantry_with_failpoints(
+                &format!("{step}=error"),
+                [
+                    "tenant", "create", &slug, "--plan", plan, "--region", region,
+                ],
+            );
+            assert!(!out.status.success(), "{step}=error succeeded");
+            let t = env.show(&slug);
+            assert_eq!(t["state"], "failed", "{step}=error {plan}");
+            assert_eq!(t["failure"]["step"], step.as_str());
+            assert!(
+                !env.storage_folder(&t).exists(),
+                "{step}=error {plan}: storage left"
+            );
+            let placed = env
+                .steps("provision")
+                .iter()
+                .position(|s| s == "place")
+                .unwrap();
+            let idx = steps.iter().position(|s| s == step).unwrap();
+            if idx > placed {
+                // The space was located: it must be gone (database) or hold no rows of the tenant.
+                let mut probe = t.clone();
+                let planned = if plan == "premium" {
+                    format!("tenant_{}", t["id"].as_str().unwrap().replace('-', ""))
+                } else {
+                    "tenantry_shared_eu_west".to_owned()
+                };
+                probe["space"] = serde_json::json!({ "database": planned });
+                let left = pg_counts(&rt, &server.url, &probe);
+                assert!(
+                    matches!(left, None | Some((0, 0))),
+                    "{step}=error {plan}: {left:?}"
+                );
+            }
+        }
+    }
+}

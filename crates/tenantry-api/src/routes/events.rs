@@ -46,3 +46,35 @@ pub async fn list(
         next_after,
     }))
 }
+
+/// An event a sink refused for good.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DeadLetter {
+    pub sink: String,
+    pub seq: i64,
+    pub error: String,
+    pub attempts: i64,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Events that a sink refused for good (they were not retried).
+#[utoipa::path(get, path = "/api/v1/events/dead-letters", tag = "events",
+    responses((status = 200, body = [DeadLetter])),
+    security(("bearer" = ["reader"])))]
+pub async fn dead_letters(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<DeadLetter>>, Problem> {
+    let letters = state.orch.catalog().dead_letters().await?;
+    Ok(axum::Json(
+        letters
+            .into_iter()
+            .map(|d| DeadLetter {
+                sink: d.sink,
+                seq: d.seq,
+                error: d.error,
+                attempts: d.attempts,
+                at: d.at,
+            })
+            .collect(),
+    ))
+}
