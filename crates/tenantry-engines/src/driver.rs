@@ -31,7 +31,9 @@ pub struct SpaceStatus {
 /// password, and it has no `Display`.
 #[derive(Clone)]
 pub struct Credentials {
+    /// The role's name (also the name of its database).
     pub role: String,
+    /// The role's password: generated, at least 32 characters of `[A-Za-z0-9]`.
     pub password: secrecy::SecretString,
 }
 
@@ -47,8 +49,11 @@ impl std::fmt::Debug for Credentials {
 /// A database created ahead of time for the warm pool.
 #[derive(Debug, Clone)]
 pub struct PooledDatabase {
+    /// The database's name, `tenant_pool_<random hex>`; its role has the same name.
     pub database: String,
+    /// The credentials of the database's own role.
     pub credentials: Credentials,
+    /// The newest migration applied to it.
     pub schema_version: Option<i64>,
 }
 
@@ -66,16 +71,22 @@ pub trait SpaceDriver: Send + Sync + 'static {
     fn supports(&self, isolation: Isolation) -> bool;
 
     /// Creates the space if it does not exist. Returns the tenant's own credentials where the
-    /// space has a role of its own (a PostgreSQL database), with a fresh password each call.
+    /// space has a role of its own (a PostgreSQL database), with a fresh password each call —
+    /// also when a resumed step finds the database and role already there — so the caller
+    /// stores (sealed) the credentials of the latest call; otherwise `None`.
     async fn create(&self, space: &Space) -> Result<Option<Credentials>>;
 
-    /// Migrations `(version, description)` not yet applied to the space.
+    /// Migrations `(version, description)` not yet applied to the space, in version order (for
+    /// `tenantry migrate --dry-run`). Changes nothing.
     async fn pending_migrations(&self, space: &Space) -> Result<Vec<(i64, String)>>;
 
-    /// Creates an empty, migrated database for the warm pool.
+    /// Creates an empty, migrated database for the warm pool, with a role of its own.
+    /// Engines without a warm pool (SQLite) return [`SpaceError::NoWarmPool`].
     async fn create_pooled(&self) -> Result<PooledDatabase>;
 
     /// Turns a pooled database into `tenant`'s database space, with fresh credentials.
+    /// Idempotent: when the database was already adopted it only resets the password.
+    /// Engines without a warm pool (SQLite) return [`SpaceError::NoWarmPool`].
     async fn adopt(&self, pooled: &str, tenant: TenantId) -> Result<(Space, Credentials)>;
 
     /// Applies the application's pending migrations; returns the resulting version.
@@ -104,35 +115,40 @@ pub struct Spaces {
 /// What the registry needs to know of a shard to drive it.
 #[derive(Debug, Clone)]
 pub struct ShardTarget {
+    /// The shard's name.
     pub name: String,
+    /// The shard's engine.
     pub engine: Engine,
+    /// The directory of a SQLite shard.
     pub directory: Option<PathBuf>,
+    /// The admin (superuser) URL of a PostgreSQL shard.
     pub url: Option<String>,
     /// The name of the region's shared database (PostgreSQL shards).
     pub shared_database: String,
 }
 
 impl Spaces {
-    /// Builds a driver for each shard.
+    /// Builds a driver for each shard. Connects to nothing: PostgreSQL drivers open their
+    /// connections on first use.
     pub fn new(app: &Application, shards: impl IntoIterator<Item = ShardTarget>) -> Result<Self> {
         let mut drivers: BTreeMap<String, Arc<dyn SpaceDriver>> = BTreeMap::new();
         for shard in shards {
             let driver: Arc<dyn SpaceDriver> = match shard.engine {
                 Engine::Sqlite => {
-                    let dir = shard.directory.ok_or_else(|| {
-                        SpaceError::BadMigrations(format!(
-                            "sqlite shard {} has no directory",
-                            shard.name
-                        ))
-                    })?;
+                    let dir = shard
+                        .directory
+                        .ok_or_else(|| SpaceError::MissingShardSetting {
+                            shard: shard.name.clone(),
+                            engine: "sqlite",
+                            setting: "directory",
+                        })?;
                     Arc::new(SqliteSpaces::new(&shard.name, dir, app.clone()))
                 }
                 Engine::Postgres => {
-                    let url = shard.url.ok_or_else(|| {
-                        SpaceError::BadMigrations(format!(
-                            "postgres shard {} has no url",
-                            shard.name
-                        ))
+                    let url = shard.url.ok_or_else(|| SpaceError::MissingShardSetting {
+                        shard: shard.name.clone(),
+                        engine: "postgres",
+                        setting: "url",
                     })?;
                     Arc::new(PgSpaces::new(
                         &shard.name,
@@ -152,5 +168,63 @@ impl Spaces {
         self.drivers
             .get(shard)
             .ok_or_else(|| SpaceError::UnknownShard(shard.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn make_test_target(engine: Engine, url: Option<&str>) -> ShardTarget {
+        ShardTarget {
+            name: "eu-west-1".into(),
+            engine,
+            directory: None,
+            url: url.map(str::to_owned),
+            shared_database: "tenantry_shared_eu_west".into(),
+        }
+    }
+
+    fn make_test_app() -> Application {
+        Application::new("/nonexistent/migrations", "/nonexistent/seeds")
+    }
+
+    #[test]
+    fn credentials_never_show_their_password() {
+        let credentials = Credentials {
+            role: "tenant_0190".into(),
+            password: "hunter2hunter2hunter2hunter2hunter2".to_owned().into(),
+        };
+        let shown = format!("{credentials:?}");
+        assert!(shown.contains("tenant_0190"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(credentials.password.expose_secret().starts_with("hunter2"));
+    }
+
+    #[test]
+    fn postgres_shards_are_built_without_connecting_and_need_a_url() {
+        // Port 1 answers nobody: building must not try (and needs no runtime).
+        let spaces = Spaces::new(
+            &make_test_app(),
+            [make_test_target(
+                Engine::Postgres,
+                Some("postgres://postgres@127.0.0.1:1/postgres"),
+            )],
+        )
+        .unwrap();
+        let driver = spaces.driver("eu-west-1").unwrap();
+        assert_eq!(driver.engine(), Engine::Postgres);
+        assert!(driver.supports(Isolation::Schema));
+
+        let missing = Spaces::new(&make_test_app(), [make_test_target(Engine::Postgres, None)]);
+        let err = missing.err().unwrap().to_string();
+        assert!(err.contains("eu-west-1") && err.contains("url"), "{err}");
+
+        let bad = Spaces::new(
+            &make_test_app(),
+            [make_test_target(Engine::Postgres, Some("mysql://nope"))],
+        );
+        assert!(matches!(bad, Err(SpaceError::InvalidShardUrl { .. })));
     }
 }

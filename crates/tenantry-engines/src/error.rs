@@ -42,15 +42,37 @@ pub enum SpaceError {
     /// No driver for the shard.
     #[error("no shard {0:?} is known to this process")]
     UnknownShard(String),
+    /// A shard's configuration lacks what its engine needs (a SQLite directory, a PostgreSQL
+    /// URL).
+    #[error("{engine} shard {shard:?} has no {setting} configured")]
+    MissingShardSetting {
+        shard: String,
+        engine: &'static str,
+        setting: &'static str,
+    },
+    /// A PostgreSQL shard's admin URL cannot be parsed. (The URL itself is not repeated: it may
+    /// carry a password.)
+    #[error("the admin URL of PostgreSQL shard {shard:?} is invalid: {source}")]
+    InvalidShardUrl {
+        shard: String,
+        #[source]
+        source: sqlx::Error,
+    },
     /// The engine cannot provide the isolation asked for.
     #[error("{engine} shards cannot host {isolation} isolation")]
     Unsupported {
         engine: &'static str,
         isolation: &'static str,
     },
+    /// The space does not say where it lives (no database, no schema) as its kind needs.
+    #[error("tenant space {0} is incomplete")]
+    BadSpace(String),
     /// The shard's engine has no warm pool.
     #[error("{0} shards have no warm pool: only PostgreSQL shards pre-create databases")]
     NoWarmPool(&'static str),
+    /// `adopt` was given a database that is not (or no longer) a pooled database.
+    #[error("{0:?} is not a pooled database of this shard")]
+    NotPooled(String),
     /// A name that would reach SQL is unsafe.
     #[error(transparent)]
     Identifier(#[from] tenantry_core::ident::UnsafeIdentifier),
@@ -73,7 +95,9 @@ impl SpaceError {
         match self {
             SpaceError::Database(e) => transient_sqlx(e),
             SpaceError::Migrate { source, .. } => {
-                matches!(source, sqlx::migrate::MigrateError::Execute(e) if transient_sqlx(e))
+                matches!(source,
+                    sqlx::migrate::MigrateError::Execute(e)
+                    | sqlx::migrate::MigrateError::ExecuteMigration(e, _) if transient_sqlx(e))
             }
             SpaceError::Io { source, .. } => matches!(
                 source.kind(),
@@ -88,13 +112,47 @@ impl SpaceError {
 
 fn transient_sqlx(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
-        sqlx::Error::Database(db) => matches!(
-            db.code().as_deref(),
-            Some(
-                "5" | "6" | "261" | "262" | "517" | "40001" | "40P01" | "57P01" | "08006" | "08001"
-            )
-        ),
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().as_deref().is_some_and(transient_code),
         _ => false,
+    }
+}
+
+/// Whether an error code (a PostgreSQL SQLSTATE, or SQLite's numeric result code) says that the
+/// same request may succeed later.
+fn transient_code(code: &str) -> bool {
+    // SQLite: busy and locked, with their extended codes.
+    matches!(code, "5" | "6" | "261" | "262" | "517")
+        // PostgreSQL class 08: connection exceptions (the server went away, refused us, …).
+        || code.starts_with("08")
+        || matches!(
+            code,
+            "40001" // serialization_failure
+                | "40P01" // deadlock_detected
+                | "53300" // too_many_connections
+                | "55P03" // lock_not_available
+                | "55006" // object_in_use (e.g. renaming a database someone is connected to)
+                | "57P01" // admin_shutdown
+                | "57P02" // crash_shutdown
+                | "57P03" // cannot_connect_now (starting up, in recovery)
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_classified_by_sqlstate() {
+        for transient in [
+            "08000", "08001", "08006", "40001", "40P01", "53300", "57P01", "57P03", "5", "517",
+        ] {
+            assert!(transient_code(transient), "{transient}");
+        }
+        for permanent in [
+            "42P01", "42501", "23505", "3D000", "28P01", "42601", "XX000",
+        ] {
+            assert!(!transient_code(permanent), "{permanent}");
+        }
     }
 }

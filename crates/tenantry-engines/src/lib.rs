@@ -13,6 +13,8 @@
 //! - [`postgres`]: tenant spaces on PostgreSQL: row-level security, schemas, databases with
 //!   roles of their own, and the warm pool.
 //! - [`sqlite`]: tenant spaces as SQLite files (shared database or one file per tenant).
+//! - `tables`: the order (children before parents) in which a tenant's rows leave a shared
+//!   space, for both engines.
 //! - [`error`]: the layer's error type.
 
 pub mod application;
@@ -20,7 +22,8 @@ pub mod driver;
 pub mod error;
 pub mod postgres;
 pub mod sqlite;
+mod tables;
 
 pub use application::Application;
-pub use driver::{SpaceDriver, SpaceStatus, Spaces};
+pub use driver::{Credentials, PooledDatabase, SpaceDriver, SpaceStatus, Spaces};
 pub use error::{Result, SpaceError};

@@ -5,11 +5,11 @@
 use crate::application::Application;
 use crate::driver::{Credentials, PooledDatabase, SpaceDriver, SpaceStatus};
 use crate::error::{Result, SpaceError};
+use crate::tables::children_first;
 use async_trait::async_trait;
 use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tenantry_core::ident;
@@ -83,41 +83,16 @@ async fn tenant_tables(conn: &mut SqliteConnection) -> Result<Vec<String>> {
     )
     .fetch_all(&mut *conn)
     .await?;
-    let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut references = Vec::new();
     for t in &tables {
-        let refs: Vec<String> =
+        let parents: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT \"table\" FROM pragma_foreign_key_list(?)")
                 .bind(t)
                 .fetch_all(&mut *conn)
                 .await?;
-        parents.insert(
-            t.clone(),
-            refs.into_iter()
-                .filter(|r| r != t && tables.contains(r))
-                .collect(),
-        );
+        references.extend(parents.into_iter().map(|p| (t.clone(), p)));
     }
-    // Repeatedly take the tables no remaining table refers to.
-    let mut order = Vec::with_capacity(tables.len());
-    let mut left: BTreeSet<String> = tables.into_iter().collect();
-    while !left.is_empty() {
-        let leaves: Vec<String> = left
-            .iter()
-            .filter(|t| !left.iter().any(|o| parents[o].contains(*t)))
-            .cloned()
-            .collect();
-        let take = if leaves.is_empty() {
-            // A reference cycle: fall back to name order; the foreign keys will say if it fails.
-            left.iter().cloned().collect()
-        } else {
-            leaves
-        };
-        for t in take {
-            left.remove(&t);
-            order.push(t);
-        }
-    }
-    Ok(order)
+    Ok(children_first(tables, references))
 }
 
 async fn table_exists(conn: &mut SqliteConnection, name: &str) -> Result<bool> {

@@ -1,0 +1,82 @@
+//! What the driver reads of a space's schema: its tables, their foreign keys, its migration
+//! ledger. Always about the connection's *current* schema (the tenant's schema for schema
+//! spaces, reached through the connection's `search_path`; `public` otherwise), and always from
+//! the catalog, never from a hard-coded list, so any application works.
+
+use crate::error::Result;
+use crate::tables::children_first;
+use sqlx::{AssertSqlSafe, PgConnection};
+
+/// The control plane's own tables in a space: never granted to applications.
+pub(super) const LEDGERS: &[&str] = &["_sqlx_migrations", "tenantry_seeds"];
+
+/// The connection's current schema, `None` when no schema of its search path exists.
+pub(super) async fn current_schema(conn: &mut PgConnection) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT current_schema()::text")
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// Base tables of the current schema with a `tenant_id` column, children before parents by
+/// their foreign keys (found from `information_schema` and `pg_constraint`).
+pub(super) async fn tenant_tables(conn: &mut PgConnection) -> Result<Vec<String>> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT c.table_name::text FROM information_schema.columns c
+         JOIN information_schema.tables t USING (table_catalog, table_schema, table_name)
+         WHERE c.column_name = 'tenant_id' AND c.table_schema = current_schema()
+           AND t.table_type = 'BASE TABLE'
+         ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let references: Vec<(String, String)> = sqlx::query_as(
+        "SELECT child.relname::text, parent.relname::text FROM pg_constraint k
+         JOIN pg_class child ON child.oid = k.conrelid
+         JOIN pg_class parent ON parent.oid = k.confrelid
+         JOIN pg_namespace n ON n.oid = child.relnamespace
+         WHERE k.contype = 'f' AND n.nspname = current_schema()
+           AND parent.relnamespace = child.relnamespace",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(children_first(tables, references))
+}
+
+/// Base (and partitioned) tables of the current schema, without the control plane's ledgers.
+pub(super) async fn application_tables(conn: &mut PgConnection) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+           AND c.relname <> ALL($1)
+         ORDER BY 1",
+    )
+    .bind(LEDGERS)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Whether a (possibly schema-qualified, quoted) relation exists.
+pub(super) async fn relation_exists(conn: &mut PgConnection, name: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// Versions recorded as applied in a migration ledger (`ledger` is a validated, quoted name).
+pub(super) async fn applied_versions(conn: &mut PgConnection, ledger: &str) -> Result<Vec<i64>> {
+    if !relation_exists(conn, ledger).await? {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT version FROM {ledger} WHERE success ORDER BY version"
+    )))
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// The newest migration applied, per the ledger.
+pub(super) async fn schema_version(conn: &mut PgConnection, ledger: &str) -> Result<Option<i64>> {
+    Ok(applied_versions(conn, ledger).await?.last().copied())
+}

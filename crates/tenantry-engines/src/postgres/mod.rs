@@ -1,0 +1,20 @@
+//! Tenant spaces on a PostgreSQL shard: the shared database under forced row-level security,
+//! a schema per tenant, a database (and role) per tenant, and the warm pool.
+//!
+//! - [`spaces`]: [`PgSpaces`], the driver: where each space lives, connections, migrations,
+//!   seeds, status, removal, pooled databases.
+//! - [`security`]: row-level security and privileges after each migration.
+//! - [`roles`]: the application role and the tenants' own roles, with generated passwords sent
+//!   only as SCRAM verifiers.
+//! - `introspect`: what the driver reads of a space's schema (tables, foreign keys, ledgers).
+//! - `sql`: running statements built from validated identifiers; SQLSTATEs.
+
+mod introspect;
+pub mod roles;
+pub mod security;
+pub mod spaces;
+mod sql;
+
+pub use roles::APP_ROLE;
+pub use security::{POLICY, TENANT_SETTING};
+pub use spaces::PgSpaces;
