@@ -80,7 +80,19 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether a PostgreSQL transaction lost a race and was rolled back as a whole, so that running
+/// it again from the start is safe: a serialization failure (`40001`) or a deadlock (`40P01`).
+pub(crate) fn is_conflict(e: &CatalogError) -> bool {
+    matches!(e, CatalogError::Database(sqlx::Error::Database(db))
+        if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+}
+
 /// Whether a database error is a unique-constraint violation.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// Whether a database error is a foreign-key violation (a row names one that does not exist).
+pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
 }

@@ -9,6 +9,11 @@
 //! - `transitions`: every state change (from, to, trigger, actor, details, at).
 //! - `outbox`: lifecycle events, in the same transaction as the change they describe.
 //! - `operations` and `operation_steps`: durable operations with a checkpoint per step.
+//! - `tenant_secrets`: tenants' credentials, sealed before they reach the catalog.
+//! - `pool_databases`: the warm pool of databases created ahead of time, and who claimed them.
+//! - `api_tokens` (hashes only), `idempotency_keys`, `sink_cursors` and `dead_letters`.
+//!
+//! The catalog's own migrations are recorded in `tenantry_catalog_migrations`.
 //!
 //! # Layout
 //! - [`model`]: the records the catalog reads and writes.
@@ -28,7 +33,12 @@ pub use store::CatalogStore;
 
 use std::sync::Arc;
 
-/// Opens the catalog named by `url` and brings its schema up to date.
+/// Where the catalog records its own migrations, on both backends: not in `_sqlx_migrations`,
+/// which a tenant application sharing the database may use for its own.
+pub(crate) const MIGRATIONS_TABLE: &str = "tenantry_catalog_migrations";
+
+/// Opens the catalog named by `url` (`sqlite:…`, `postgres://…` or `postgresql://…`) and
+/// brings its schema up to date.
 pub async fn open(url: &str) -> Result<Arc<dyn CatalogStore>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteCatalog::open(url).await?))

@@ -275,10 +275,13 @@ pub struct PoolEntry {
     pub secret: Vec<u8>,
     pub schema_version: Option<i64>,
     pub created_at: DateTime<Utc>,
+    /// The tenant whose provisioning claimed it; it stays in the pool until
+    /// [`pool_remove`](crate::CatalogStore::pool_remove) once the database is the tenant's.
     pub claimed_by: Option<TenantId>,
+    pub claimed_at: Option<DateTime<Utc>>,
 }
 
-/// How many pooled databases a shard has.
+/// How many pooled databases a shard has: free ones, and ones claimed but not yet removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolCount {
     pub shard: String,

@@ -1,27 +1,63 @@
-//! The catalog on PostgreSQL: for many `tenantry serve` processes sharing the work. Operations
-//! and pooled databases are claimed with `FOR UPDATE SKIP LOCKED`, so workers never block on,
-//! or take, each other's rows; a state change locks its tenant's row first.
+//! The catalog on PostgreSQL: for many `tenantry serve` processes sharing the work. It behaves
+//! exactly as the SQLite catalog does (one test suite runs against both); what differs is how
+//! it stays correct when several processes write at once:
+//!
+//! - Operations and pooled databases are claimed with `FOR UPDATE SKIP LOCKED`, so workers
+//!   never block on, or take, each other's rows. Claims for one tenant run one at a time (an
+//!   advisory lock on the tenant), and a tenant holds at most one pooled database per shard (a
+//!   partial unique index), so a claim is idempotent even when two race.
+//! - A state change locks its tenant's row (`SELECT … FOR UPDATE`) before it checks the
+//!   lifecycle, so two workers cannot both move a tenant out of the same state.
+//! - Writes that must not race run in one transaction (`PgCatalog::in_tx`); a transaction
+//!   PostgreSQL rolled back because it lost a race (serialization failure `40001`, deadlock
+//!   `40P01`, told apart by SQLSTATE) is run again from the start, a bounded number of times.
+//! - Outbox rows are numbered in commit order (see `OUTBOX_LOCK`), so a relay that reads
+//!   `seq > cursor` never steps over an event that commits late.
 //!
 //! The catalog's own migrations are recorded in `tenantry_catalog_migrations`, so a catalog
 //! that shares a database with anything else never collides with its `_sqlx_migrations`.
 
-use crate::error::is_unique_violation;
+use crate::error::{is_conflict, is_foreign_key_violation, is_unique_violation};
 use crate::model::*;
 use crate::store::CatalogStore;
-use crate::{CatalogError, Result};
+use crate::{CatalogError, MIGRATIONS_TABLE, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sqlx::postgres::{PgPoolOptions, PgRow};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 use tenantry_core::config::ShardConfig;
 use tenantry_core::shard::ShardState;
 use tenantry_core::{TenantId, TenantState};
 use uuid::Uuid;
+
+/// How many times a transaction that lost a race is run before its error is returned.
+const TX_ATTEMPTS: u32 = 5;
+
+/// The transaction-level advisory lock (two-key form, so it never meets sqlx's one-key
+/// migration lock) that each transaction writing events takes just before its first event and
+/// holds until it commits.
+///
+/// Why: `outbox.seq` comes from an identity sequence when a row is inserted, but the row only
+/// becomes visible when its transaction commits. Were two transactions to commit out of number
+/// order, a relay reading `seq > cursor` could see 11, move its cursor past 10, and never see
+/// 10 when it commits a moment later. Under this lock numbers are handed out in commit order,
+/// as SQLite's single writer does. It is held only from the first event to the commit.
+const OUTBOX_LOCK: (i32, i32) = (0x7465_6e74, 0);
+
+/// The first key of the transaction-level advisory lock a pool claim takes on its tenant (the
+/// second is a hash of the tenant id), so that two claims for one tenant run one after the
+/// other and the second returns the first's entry instead of taking another or finding none.
+const POOL_CLAIM_LOCK: i32 = 0x7465_6e75;
+
+/// The work of one catalog transaction (see [`PgCatalog::in_tx`]).
+type TxBody<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
 
 /// The PostgreSQL catalog.
 #[derive(Debug, Clone)]
@@ -40,9 +76,43 @@ impl PgCatalog {
             .connect(url)
             .await?;
         let mut migrator = sqlx::migrate!("migrations/postgres");
-        migrator.dangerous_set_table_name("tenantry_catalog_migrations");
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
         migrator.run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// Runs `body` in one transaction and commits it. A transaction PostgreSQL rolled back as a
+    /// whole because it lost a race (a serialization failure or a deadlock, by SQLSTATE) is run
+    /// again from the start after a short, growing, jittered pause, up to [`TX_ATTEMPTS`] times
+    /// (neon's `with_conn` in `persistence.rs`). Any other error, or returning before the
+    /// commit by `?`, rolls the transaction back.
+    ///
+    /// `body` gets `&'c mut Transaction<'a, _>`: that type implies `'a: 'c`, which lets the
+    /// boxed future borrow the caller's values (of lifetime `'a`) as well as the transaction.
+    async fn in_tx<'a, T: Send>(
+        &self,
+        mut body: impl for<'c> FnMut(&'c mut Transaction<'a, Postgres>) -> TxBody<'c, T> + Send,
+    ) -> Result<T> {
+        let mut attempt = 1;
+        loop {
+            let outcome = async {
+                let mut tx: Transaction<'a, Postgres> = self.pool.begin().await?;
+                let value = body(&mut tx).await?;
+                tx.commit().await?;
+                Ok(value)
+            }
+            .await;
+            match outcome {
+                Err(e) if attempt < TX_ATTEMPTS && is_conflict(&e) => {
+                    let jitter = (Uuid::new_v4().as_u128() % 10) as u64;
+                    let pause = Duration::from_millis((5 << attempt) + jitter);
+                    tracing::debug!(attempt, error = %e, ?pause, "catalog transaction lost a race; running it again");
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -149,6 +219,14 @@ async fn insert_events(
     events: &[NewEvent],
     now: DateTime<Utc>,
 ) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(OUTBOX_LOCK.0)
+        .bind(OUTBOX_LOCK.1)
+        .execute(&mut *conn)
+        .await?;
     for event in events {
         sqlx::query(
             "INSERT INTO outbox (id, tenant_id, event_type, payload, created_at)
@@ -187,7 +265,7 @@ async fn insert_operation(
     .execute(&mut *conn)
     .await;
     if let Err(e) = inserted {
-        if is_unique_violation(&e) {
+        if violates(&e, "operations_one_active_per_tenant") {
             sqlx::query("ROLLBACK TO SAVEPOINT insert_operation")
                 .execute(&mut *conn)
                 .await?;
@@ -343,7 +421,29 @@ fn pool_entry(row: &PgRow) -> Result<PoolEntry> {
         schema_version: row.try_get("schema_version")?,
         created_at: row.try_get("created_at")?,
         claimed_by: claimed.map(TenantId),
+        claimed_at: row.try_get("claimed_at")?,
     })
+}
+
+/// The entry `tenant` holds on `shard`, if any.
+async fn claimed_by(
+    conn: &mut PgConnection,
+    shard: &str,
+    tenant: TenantId,
+) -> Result<Option<PoolEntry>> {
+    let row = sqlx::query("SELECT * FROM pool_databases WHERE shard = $1 AND claimed_by = $2")
+        .bind(shard)
+        .bind(tenant.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(pool_entry).transpose()
+}
+
+/// Whether `e` is a unique violation of the named constraint or unique index (PostgreSQL
+/// reports which one, so a duplicate slug is not mistaken for a duplicate id).
+fn violates(e: &sqlx::Error, constraint: &str) -> bool {
+    is_unique_violation(e)
+        && matches!(e, sqlx::Error::Database(db) if db.constraint() == Some(constraint))
 }
 
 fn token(row: &PgRow) -> Result<Token> {
@@ -379,30 +479,34 @@ impl PgCatalog {
 #[async_trait]
 impl CatalogStore for PgCatalog {
     async fn sync_shards(&self, declared: &[ShardConfig]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let now = Utc::now();
-        for s in declared {
-            sqlx::query(
-                "INSERT INTO shards (name, region, engine, url, directory, capacity, state, source, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'config', $8)
-                 ON CONFLICT (name) DO UPDATE SET region = excluded.region, engine = excluded.engine,
-                   url = excluded.url, directory = excluded.directory, capacity = excluded.capacity,
-                   state = CASE WHEN excluded.state = 'draining' THEN 'draining' ELSE shards.state END,
-                   source = 'config'",
-            )
-            .bind(&s.name)
-            .bind(&s.region)
-            .bind(s.engine.as_str())
-            .bind(&s.url)
-            .bind(s.directory.as_ref().map(|d| d.display().to_string()))
-            .bind(s.capacity as i64)
-            .bind(s.state.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.in_tx(|tx| {
+            Box::pin(async move {
+                let conn: &mut PgConnection = tx;
+            let now = Utc::now();
+            for s in declared {
+                sqlx::query(
+                    "INSERT INTO shards (name, region, engine, url, directory, capacity, state, source, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'config', $8)
+                     ON CONFLICT (name) DO UPDATE SET region = excluded.region, engine = excluded.engine,
+                       url = excluded.url, directory = excluded.directory, capacity = excluded.capacity,
+                       state = CASE WHEN excluded.state = 'draining' THEN 'draining' ELSE shards.state END,
+                       source = 'config'",
+                )
+                .bind(&s.name)
+                .bind(&s.region)
+                .bind(s.engine.as_str())
+                .bind(&s.url)
+                .bind(s.directory.as_ref().map(|d| d.display().to_string()))
+                .bind(i64::from(s.capacity))
+                .bind(s.state.as_str())
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+            })
+        })
+        .await
     }
 
     async fn shards(&self) -> Result<Vec<Shard>> {
@@ -457,45 +561,52 @@ impl CatalogStore for PgCatalog {
         cause: Cause,
         operation: NewOperation,
     ) -> Result<(Tenant, Operation)> {
-        let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO tenants (id, slug, plan, region, state, isolation, compute, shard,
-                 placement, characteristics, admin_email, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'requested', $5, $6, $7, $8, $9, $10, $11, $11)",
-        )
-        .bind(new.id.0)
-        .bind(&new.slug)
-        .bind(&new.characteristics.plan)
-        .bind(&new.characteristics.region)
-        .bind(new.placement.isolation.as_str())
-        .bind(new.placement.compute.as_str())
-        .bind(&new.shard)
-        .bind(to_json(&new.placement))
-        .bind(to_json(&new.characteristics))
-        .bind(&new.admin_email)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(CatalogError::DuplicateSlug(new.slug)),
-            other => other?,
-        };
-        let tenant = load_tenant(&mut tx, new.id, false).await?;
-        insert_transition(&mut tx, new.id, None, TenantState::Requested, &cause, now).await?;
-        let created = NewEvent {
-            event_type: tenantry_core::events::EventType::TenantCreated,
-            payload: serde_json::json!({
-                "tenant_id": tenant.id, "slug": tenant.slug, "plan": tenant.plan,
-                "region": tenant.region, "isolation": tenant.isolation,
-                "placement": tenant.placement,
-            }),
-        };
-        insert_events(&mut tx, new.id, &[created], now).await?;
-        insert_operation(&mut tx, &tenant, &operation, now).await?;
-        let op = load_operation(&mut tx, operation.id).await?;
-        tx.commit().await?;
-        Ok((tenant, op))
+        let (new, cause, operation) = (&new, &cause, &operation);
+        self.in_tx(|tx| {
+            Box::pin(async move {
+                let conn: &mut PgConnection = tx;
+                let now = Utc::now();
+                let inserted = sqlx::query(
+                    "INSERT INTO tenants (id, slug, plan, region, state, isolation, compute, shard,
+                     placement, characteristics, admin_email, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'requested', $5, $6, $7, $8, $9, $10, $11, $11)",
+                )
+                .bind(new.id.0)
+                .bind(&new.slug)
+                .bind(&new.characteristics.plan)
+                .bind(&new.characteristics.region)
+                .bind(new.placement.isolation.as_str())
+                .bind(new.placement.compute.as_str())
+                .bind(&new.shard)
+                .bind(to_json(&new.placement))
+                .bind(to_json(&new.characteristics))
+                .bind(&new.admin_email)
+                .bind(now)
+                .execute(&mut *conn)
+                .await;
+                match inserted {
+                    Err(e) if violates(&e, "tenants_live_slug") => {
+                        return Err(CatalogError::DuplicateSlug(new.slug.clone()));
+                    }
+                    other => other?,
+                };
+                let tenant = load_tenant(conn, new.id, false).await?;
+                insert_transition(conn, new.id, None, TenantState::Requested, cause, now).await?;
+                let created = NewEvent {
+                    event_type: tenantry_core::events::EventType::TenantCreated,
+                    payload: serde_json::json!({
+                        "tenant_id": tenant.id, "slug": tenant.slug, "plan": tenant.plan,
+                        "region": tenant.region, "isolation": tenant.isolation,
+                        "placement": tenant.placement,
+                    }),
+                };
+                insert_events(conn, new.id, &[created], now).await?;
+                insert_operation(conn, &tenant, operation, now).await?;
+                let op = load_operation(conn, operation.id).await?;
+                Ok((tenant, op))
+            })
+        })
+        .await
     }
 
     async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant> {
@@ -534,12 +645,16 @@ impl CatalogStore for PgCatalog {
     }
 
     async fn update_tenant(&self, id: TenantId, update: TenantUpdate) -> Result<Tenant> {
-        let mut tx = self.pool.begin().await?;
-        load_tenant(&mut tx, id, true).await?;
-        apply_update(&mut tx, id, &update, Utc::now()).await?;
-        let tenant = load_tenant(&mut tx, id, false).await?;
-        tx.commit().await?;
-        Ok(tenant)
+        let update = &update;
+        self.in_tx(|tx| {
+            Box::pin(async move {
+                let conn: &mut PgConnection = tx;
+                load_tenant(conn, id, true).await?;
+                apply_update(conn, id, update, Utc::now()).await?;
+                load_tenant(conn, id, false).await
+            })
+        })
+        .await
     }
 
     async fn transition(
@@ -551,37 +666,43 @@ impl CatalogStore for PgCatalog {
         update: TenantUpdate,
         checkpoint: Option<Checkpoint>,
     ) -> Result<Tenant> {
-        let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
-        let current = load_tenant(&mut tx, id, true).await?;
-        if let Some(cp) = checkpoint {
-            let state: Option<String> = sqlx::query_scalar(
-                "SELECT state FROM operation_steps WHERE operation_id = $1 AND idx = $2",
-            )
-            .bind(cp.operation)
-            .bind(cp.step)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if state.as_deref() == Some("done") && current.state == to {
-                return Ok(current);
-            }
-        }
-        current.state.transition(to)?;
-        sqlx::query("UPDATE tenants SET state = $1, updated_at = $2 WHERE id = $3")
-            .bind(to.as_str())
-            .bind(now)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        apply_update(&mut tx, id, &update, now).await?;
-        insert_transition(&mut tx, id, Some(current.state), to, &cause, now).await?;
-        insert_events(&mut tx, id, &events, now).await?;
-        if let Some(cp) = checkpoint {
-            mark_step(&mut tx, cp.operation, cp.step, StepState::Done, None, now).await?;
-        }
-        let tenant = load_tenant(&mut tx, id, false).await?;
-        tx.commit().await?;
-        Ok(tenant)
+        let (cause, events, update) = (&cause, &events, &update);
+        self.in_tx(|tx| {
+            Box::pin(async move {
+                let conn: &mut PgConnection = tx;
+                let now = Utc::now();
+                // The row lock first: a concurrent change of this tenant waits here, then sees the
+                // state this one leaves.
+                let current = load_tenant(conn, id, true).await?;
+                if let Some(cp) = checkpoint {
+                    let state: Option<String> = sqlx::query_scalar(
+                        "SELECT state FROM operation_steps WHERE operation_id = $1 AND idx = $2",
+                    )
+                    .bind(cp.operation)
+                    .bind(cp.step)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    if state.as_deref() == Some(StepState::Done.as_str()) && current.state == to {
+                        return Ok(current);
+                    }
+                }
+                current.state.transition(to)?;
+                sqlx::query("UPDATE tenants SET state = $1, updated_at = $2 WHERE id = $3")
+                    .bind(to.as_str())
+                    .bind(now)
+                    .bind(id.0)
+                    .execute(&mut *conn)
+                    .await?;
+                apply_update(conn, id, update, now).await?;
+                insert_transition(conn, id, Some(current.state), to, cause, now).await?;
+                insert_events(conn, id, events, now).await?;
+                if let Some(cp) = checkpoint {
+                    mark_step(conn, cp.operation, cp.step, StepState::Done, None, now).await?;
+                }
+                load_tenant(conn, id, false).await
+            })
+        })
+        .await
     }
 
     async fn history(&self, id: TenantId) -> Result<Vec<Transition>> {
@@ -674,31 +795,63 @@ impl CatalogStore for PgCatalog {
         .bind(e.schema_version)
         .bind(Utc::now())
         .fetch_one(&self.pool)
-        .await?;
-        pool_entry(&row)
+        .await;
+        match row {
+            Err(err) if is_foreign_key_violation(&err) => Err(CatalogError::ShardNotFound(e.shard)),
+            other => pool_entry(&other?),
+        }
     }
 
     async fn pool_claim(&self, shard: &str, tenant: TenantId) -> Result<Option<PoolEntry>> {
-        let mine = sqlx::query("SELECT * FROM pool_databases WHERE shard = $1 AND claimed_by = $2")
-            .bind(shard)
-            .bind(tenant.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        if let Some(row) = mine {
-            return pool_entry(&row).map(Some);
+        let claimed = self
+            .in_tx(|tx| {
+                Box::pin(async move {
+                    let conn: &mut PgConnection = tx;
+                    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
+                        .bind(POOL_CLAIM_LOCK)
+                        .bind(tenant.0)
+                        .execute(&mut *conn)
+                        .await?;
+                    if let Some(mine) = claimed_by(conn, shard, tenant).await? {
+                        return Ok(Some(mine));
+                    }
+                    let row = sqlx::query(
+                        "UPDATE pool_databases SET claimed_by = $1, claimed_at = $2
+                         WHERE id = (SELECT id FROM pool_databases
+                                     WHERE shard = $3 AND claimed_by IS NULL
+                                     ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                         RETURNING *",
+                    )
+                    .bind(tenant.0)
+                    .bind(Utc::now())
+                    .bind(shard)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    row.as_ref().map(pool_entry).transpose()
+                })
+            })
+            .await;
+        match claimed {
+            // A claim for the same tenant committed first (`pool_databases_one_claim`; the
+            // advisory lock makes this rare, the index makes it impossible to miss): that one
+            // is the tenant's.
+            Err(CatalogError::Database(e)) if violates(&e, "pool_databases_one_claim") => {
+                let mut conn = self.pool.acquire().await?;
+                claimed_by(&mut conn, shard, tenant).await
+            }
+            other => other,
         }
-        let row = sqlx::query(
-            "UPDATE pool_databases SET claimed_by = $1, claimed_at = $2
-             WHERE id = (SELECT id FROM pool_databases WHERE shard = $3 AND claimed_by IS NULL
-                         ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-             RETURNING *",
+    }
+
+    async fn pool_entries(&self, shard: Option<&str>) -> Result<Vec<PoolEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM pool_databases WHERE ($1::text IS NULL OR shard = $1)
+             ORDER BY created_at, id",
         )
-        .bind(tenant.0)
-        .bind(Utc::now())
         .bind(shard)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        row.as_ref().map(pool_entry).transpose()
+        rows.iter().map(pool_entry).collect()
     }
 
     async fn pool_remove(&self, id: Uuid) -> Result<()> {
@@ -781,7 +934,12 @@ impl CatalogStore for PgCatalog {
             Ok(IdempotentResponse {
                 key: r.try_get("key")?,
                 request_hash: r.try_get("request_hash")?,
-                status: r.try_get::<i32, _>("status")? as u16,
+                status: u16::try_from(r.try_get::<i32, _>("status")?).map_err(|e| {
+                    CatalogError::Corrupt {
+                        column: "idempotency_keys.status",
+                        problem: e.to_string(),
+                    }
+                })?,
                 body: r.try_get("body")?,
             })
         })
@@ -861,13 +1019,16 @@ impl CatalogStore for PgCatalog {
     }
 
     async fn create_operation(&self, tenant: TenantId, op: NewOperation) -> Result<Operation> {
-        let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
-        let t = load_tenant(&mut tx, tenant, true).await?;
-        insert_operation(&mut tx, &t, &op, now).await?;
-        let op = load_operation(&mut tx, op.id).await?;
-        tx.commit().await?;
-        Ok(op)
+        let op = &op;
+        self.in_tx(|tx| {
+            Box::pin(async move {
+                let conn: &mut PgConnection = tx;
+                let t = load_tenant(conn, tenant, true).await?;
+                insert_operation(conn, &t, op, Utc::now()).await?;
+                load_operation(conn, op.id).await
+            })
+        })
+        .await
     }
 
     async fn operation(&self, id: Uuid) -> Result<Operation> {
@@ -898,24 +1059,31 @@ impl CatalogStore for PgCatalog {
         owner: &str,
         until: DateTime<Utc>,
     ) -> Result<Option<Operation>> {
-        let now = Utc::now();
-        let claimed = sqlx::query(
-            "UPDATE operations SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
-                 state = CASE state WHEN 'pending' THEN 'running' ELSE state END
-             WHERE id = $4 AND state IN ('pending', 'running', 'rolling_back')
-               AND (lease_owner IS NULL OR lease_owner = $1 OR lease_expires_at < $3)",
-        )
-        .bind(owner)
-        .bind(until)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            return Ok(None);
-        }
-        self.operation(id).await.map(Some)
+        self.in_tx(|tx| {
+            Box::pin(async move {
+                let conn: &mut PgConnection = tx;
+                // One statement: a concurrent claim of the same row waits for this one and then
+                // re-checks the lease condition against the row this one left.
+                let claimed = sqlx::query(
+                "UPDATE operations SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
+                     state = CASE state WHEN 'pending' THEN 'running' ELSE state END
+                 WHERE id = $4 AND state IN ('pending', 'running', 'rolling_back')
+                   AND (lease_owner IS NULL OR lease_owner = $1 OR lease_expires_at < $3)",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(Utc::now())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+                if claimed == 0 {
+                    return Ok(None);
+                }
+                load_operation(conn, id).await.map(Some)
+            })
+        })
+        .await
     }
 
     async fn claim_next_operation(
@@ -923,25 +1091,30 @@ impl CatalogStore for PgCatalog {
         owner: &str,
         until: DateTime<Utc>,
     ) -> Result<Option<Operation>> {
-        let now = Utc::now();
-        let id: Option<Uuid> = sqlx::query_scalar(
-            "UPDATE operations SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
-                 state = CASE state WHEN 'pending' THEN 'running' ELSE state END
-             WHERE id = (SELECT id FROM operations
-                         WHERE state IN ('pending', 'running', 'rolling_back')
-                           AND (lease_owner IS NULL OR lease_expires_at < $3)
-                         ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-             RETURNING id",
-        )
-        .bind(owner)
-        .bind(until)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        match id {
-            Some(id) => self.operation(id).await.map(Some),
-            None => Ok(None),
-        }
+        self.in_tx(|tx| {
+            Box::pin(async move {
+                let conn: &mut PgConnection = tx;
+                let id: Option<Uuid> = sqlx::query_scalar(
+                "UPDATE operations SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
+                     state = CASE state WHEN 'pending' THEN 'running' ELSE state END
+                 WHERE id = (SELECT id FROM operations
+                             WHERE state IN ('pending', 'running', 'rolling_back')
+                               AND (lease_owner IS NULL OR lease_expires_at < $3)
+                             ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 RETURNING id",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(Utc::now())
+            .fetch_optional(&mut *conn)
+            .await?;
+                match id {
+                    Some(id) => load_operation(conn, id).await.map(Some),
+                    None => Ok(None),
+                }
+            })
+        })
+        .await
     }
 
     async fn claimable_operations(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>> {

@@ -1,16 +1,22 @@
 //! The catalog on SQLite: the embedded default, for one process.
 //!
 //! Writes run in `BEGIN IMMEDIATE` transactions so that two writers queue on the database lock
-//! instead of failing half-way through an upgrade from a read lock.
+//! instead of failing half-way through an upgrade from a read lock. That one writer at a time
+//! is also what makes claims (operations, pooled databases) atomic here, and what numbers
+//! outbox rows in commit order.
+//!
+//! The catalog's migrations are recorded in `tenantry_catalog_migrations`; catalogs made when
+//! they went to `_sqlx_migrations` are moved over once (`adopt_legacy_ledger`).
 
-use crate::error::is_unique_violation;
+use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::model::*;
 use crate::store::CatalogStore;
-use crate::{CatalogError, Result};
+use crate::{CatalogError, MIGRATIONS_TABLE, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sqlx::migrate::{Migrate, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
 use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 use std::str::FromStr;
@@ -20,7 +26,8 @@ use tenantry_core::shard::ShardState;
 use tenantry_core::{TenantId, TenantState};
 use uuid::Uuid;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+/// Where catalogs made before [`MIGRATIONS_TABLE`] recorded their migrations.
+const LEGACY_MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
 /// The SQLite catalog.
 #[derive(Debug, Clone)]
@@ -43,13 +50,57 @@ impl SqliteCatalog {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        let mut migrator = sqlx::migrate!("migrations/sqlite");
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        adopt_legacy_ledger(&pool, &migrator).await?;
+        migrator.run(&pool).await?;
         Ok(Self { pool })
     }
 
     async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Catalogs made before the catalog had a ledger of its own recorded their migrations in
+/// `_sqlx_migrations`. Once, before migrating, the rows there that are the catalog's (same
+/// version *and* checksum) move to [`MIGRATIONS_TABLE`], so such a catalog is not migrated a
+/// second time and `_sqlx_migrations` is left to whatever else uses the file.
+async fn adopt_legacy_ledger(pool: &SqlitePool, migrator: &Migrator) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
+    )
+    .bind(MIGRATIONS_TABLE)
+    .bind(LEGACY_MIGRATIONS_TABLE)
+    .fetch_all(&mut *tx)
+    .await?;
+    if tables.iter().any(|t| t == MIGRATIONS_TABLE)
+        || !tables.iter().any(|t| t == LEGACY_MIGRATIONS_TABLE)
+    {
+        return Ok(());
+    }
+    tx.ensure_migrations_table(MIGRATIONS_TABLE).await?;
+    let columns = "version, description, installed_on, success, checksum, execution_time";
+    for m in migrator.iter() {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {MIGRATIONS_TABLE} ({columns})
+             SELECT {columns} FROM {LEGACY_MIGRATIONS_TABLE} WHERE version = ? AND checksum = ?"
+        )))
+        .bind(m.version)
+        .bind(&*m.checksum)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM {LEGACY_MIGRATIONS_TABLE} WHERE version = ? AND checksum = ?"
+        )))
+        .bind(m.version)
+        .bind(&*m.checksum)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 fn json<T: Serialize>(value: &T) -> String {
@@ -185,18 +236,22 @@ async fn insert_operation(
     .execute(&mut *conn)
     .await;
     if let Err(e) = inserted {
+        // SQLite does not say which index refused the row: the tenant's open operation, if
+        // there is one, is why (otherwise it was the operation's id).
         if is_unique_violation(&e) {
-            let open: String = sqlx::query_scalar(
+            let open: Option<String> = sqlx::query_scalar(
                 "SELECT id FROM operations WHERE tenant_id = ?
                  AND state IN ('pending', 'running', 'rolling_back')",
             )
             .bind(tenant.id.to_string())
-            .fetch_one(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await?;
-            return Err(CatalogError::OperationInProgress {
-                slug: tenant.slug.clone(),
-                operation: open,
-            });
+            if let Some(open) = open {
+                return Err(CatalogError::OperationInProgress {
+                    slug: tenant.slug.clone(),
+                    operation: open,
+                });
+            }
         }
         return Err(e.into());
     }
@@ -271,7 +326,7 @@ impl CatalogStore for SqliteCatalog {
             .bind(s.engine.as_str())
             .bind(&s.url)
             .bind(s.directory.as_ref().map(|d| d.display().to_string()))
-            .bind(s.capacity as i64)
+            .bind(i64::from(s.capacity))
             .bind(s.state.as_str())
             .bind(now)
             .execute(&mut *tx)
@@ -332,10 +387,22 @@ impl CatalogStore for SqliteCatalog {
         .bind(now)
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(CatalogError::DuplicateSlug(new.slug)),
-            other => other?,
-        };
+        if let Err(e) = inserted {
+            // SQLite does not say which index refused the row: a live tenant with the slug is
+            // why, if there is one (otherwise it was the id).
+            if is_unique_violation(&e) {
+                let live: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM tenants WHERE slug = ? AND state <> 'deleted'",
+                )
+                .bind(&new.slug)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if live.is_some() {
+                    return Err(CatalogError::DuplicateSlug(new.slug));
+                }
+            }
+            return Err(e.into());
+        }
         let tenant = load_tenant(&mut tx, new.id).await?;
         insert_transition(&mut tx, new.id, None, TenantState::Requested, &cause, now).await?;
         let created = NewEvent {
@@ -604,7 +671,7 @@ impl CatalogStore for SqliteCatalog {
         .bind(s.engine.as_str())
         .bind(&s.url)
         .bind(s.directory.as_ref().map(|d| d.display().to_string()))
-        .bind(s.capacity as i64)
+        .bind(i64::from(s.capacity))
         .bind(s.state.as_str())
         .bind(Utc::now())
         .execute(&self.pool)
@@ -682,7 +749,11 @@ impl CatalogStore for SqliteCatalog {
         .bind(e.schema_version)
         .bind(Utc::now())
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|err| match err {
+            err if is_foreign_key_violation(&err) => CatalogError::ShardNotFound(e.shard.clone()),
+            err => err.into(),
+        })?;
         let row = sqlx::query("SELECT * FROM pool_databases WHERE id = ?")
             .bind(id.to_string())
             .fetch_one(&self.pool)
@@ -721,6 +792,16 @@ impl CatalogStore for SqliteCatalog {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn pool_entries(&self, shard: Option<&str>) -> Result<Vec<PoolEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM pool_databases WHERE (?1 IS NULL OR shard = ?1) ORDER BY created_at, id",
+        )
+        .bind(shard)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(pool_entry).collect()
     }
 
     async fn pool_status(&self) -> Result<Vec<PoolCount>> {
@@ -929,6 +1010,7 @@ fn pool_entry(row: &SqliteRow) -> Result<PoolEntry> {
         claimed_by: claimed
             .map(|c| parse_word("pool_databases.claimed_by", &c))
             .transpose()?,
+        claimed_at: row.try_get("claimed_at")?,
     })
 }
 

@@ -1,5 +1,6 @@
-//! The catalog store trait. Every backend (SQLite now, PostgreSQL next) implements it and runs
-//! the same test suite.
+//! The catalog store trait. Both backends (SQLite, PostgreSQL) implement it and run the same
+//! test suite (`tests/store_suite.rs`), so that a behaviour is the same whichever one a
+//! deployment uses.
 
 use crate::Result;
 use crate::model::*;
@@ -14,8 +15,10 @@ use uuid::Uuid;
 pub trait CatalogStore: Send + Sync + 'static {
     // --- shards ---
 
-    /// Makes the catalog's shards match the configuration's declared ones (shards added at run
-    /// time are kept).
+    /// Makes the catalog's shards match the configuration's declared ones: a declared shard is
+    /// inserted if missing and its region, engine, URL, directory and capacity are updated; its
+    /// state changes only when the configuration says `draining`, so a shard drained at run
+    /// time stays draining across restarts. Shards added at run time are kept.
     async fn sync_shards(&self, declared: &[ShardConfig]) -> Result<()>;
     /// Every shard with the number of tenant databases it holds.
     async fn shards(&self) -> Result<Vec<Shard>>;
@@ -37,9 +40,11 @@ pub trait CatalogStore: Send + Sync + 'static {
             .collect())
     }
 
-    /// Registers a shard at run time.
+    /// Registers a shard at run time (source `runtime`); a name in use is
+    /// [`DuplicateShard`](crate::CatalogError::DuplicateShard).
     async fn add_shard(&self, shard: &ShardConfig) -> Result<Shard>;
-    /// Drains or activates a shard.
+    /// Drains or activates a shard; an unknown name is
+    /// [`ShardNotFound`](crate::CatalogError::ShardNotFound).
     async fn set_shard_state(&self, name: &str, state: ShardState) -> Result<Shard>;
 
     // --- tenants ---
@@ -85,18 +90,25 @@ pub trait CatalogStore: Send + Sync + 'static {
 
     // --- secrets (sealed before they get here) ---
 
+    /// Stores (or replaces) a tenant's sealed secret; the catalog never sees the plaintext.
     async fn put_secret(&self, tenant: TenantId, name: &str, ciphertext: &[u8]) -> Result<()>;
     async fn secret(&self, tenant: TenantId, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Forgets every secret of a tenant; returns how many there were.
     async fn delete_secrets(&self, tenant: TenantId) -> Result<u64>;
 
     // --- the warm pool ---
 
+    /// Records a pre-created database; an unknown shard is
+    /// [`ShardNotFound`](crate::CatalogError::ShardNotFound).
     async fn pool_add(&self, entry: NewPoolEntry) -> Result<PoolEntry>;
     /// Claims a free pooled database of `shard` for `tenant`, atomically: two claims never get
     /// the same entry. Idempotent: the tenant's existing claim on the shard is returned again.
     async fn pool_claim(&self, shard: &str, tenant: TenantId) -> Result<Option<PoolEntry>>;
-    /// Forgets an entry (once it became a tenant's database).
+    /// Forgets an entry (once it became a tenant's database, or to discard it).
     async fn pool_remove(&self, id: Uuid) -> Result<()>;
+    /// The pooled databases of one shard or all, oldest first.
+    async fn pool_entries(&self, shard: Option<&str>) -> Result<Vec<PoolEntry>>;
+    /// Free and claimed entries per shard, one row per shard that has entries.
     async fn pool_status(&self) -> Result<Vec<PoolCount>>;
 
     // --- API tokens and idempotency ---
@@ -143,7 +155,8 @@ pub trait CatalogStore: Send + Sync + 'static {
         until: DateTime<Utc>,
     ) -> Result<Option<Operation>>;
     /// Takes the oldest open operation whose lease is free or expired, atomically (several
-    /// workers never take the same one).
+    /// workers never take the same one): the lease is set to `owner` until `until` and a
+    /// `pending` operation becomes `running`.
     async fn claim_next_operation(
         &self,
         owner: &str,
