@@ -28,6 +28,19 @@ pub struct Seed {
 }
 
 impl Seed {
+    /// Whether the seed is already applied to the tenant, given the checksum its ledger
+    /// recorded. A different checksum is an error: seeds run once and are not edited after.
+    pub fn already_applied(&self, recorded: Option<&str>, slug: &Slug) -> Result<bool> {
+        match recorded {
+            None => Ok(false),
+            Some(sum) if sum == self.checksum => Ok(true),
+            Some(_) => Err(SpaceError::SeedChanged {
+                name: self.name.clone(),
+                tenant: slug.to_string(),
+            }),
+        }
+    }
+
     /// The seed's SQL for one tenant.
     pub fn render(&self, id: TenantId, slug: &Slug) -> String {
         self.sql

@@ -220,15 +220,8 @@ impl SpaceDriver for SqliteSpaces {
             .bind(&seed.name)
             .fetch_optional(&mut *tx)
             .await?;
-            match recorded {
-                Some(sum) if sum == seed.checksum => continue,
-                Some(_) => {
-                    return Err(SpaceError::SeedChanged {
-                        name: seed.name,
-                        tenant: slug.to_string(),
-                    });
-                }
-                None => {}
+            if seed.already_applied(recorded.as_deref(), slug)? {
+                continue;
             }
             sqlx::raw_sql(AssertSqlSafe(seed.render(tenant, slug)))
                 .execute(&mut *tx)

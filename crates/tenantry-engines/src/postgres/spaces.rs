@@ -554,15 +554,8 @@ impl SpaceDriver for PgSpaces {
             .bind(&seed.name)
             .fetch_optional(&mut *tx)
             .await?;
-            match recorded {
-                Some(sum) if sum == seed.checksum => continue,
-                Some(_) => {
-                    return Err(SpaceError::SeedChanged {
-                        name: seed.name,
-                        tenant: slug.to_string(),
-                    });
-                }
-                None => {}
+            if seed.already_applied(recorded.as_deref(), slug)? {
+                continue;
             }
             // The seed is the application's own file; the values substituted into it were
             // validated (a UUID, a slug).
