@@ -289,6 +289,33 @@ pub struct PoolCount {
     pub claimed: i64,
 }
 
+/// Counts the metrics endpoint shows, computed by the database (`GROUP BY`) so that a scrape
+/// costs the same with ten tenants as with tens of thousands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogCounts {
+    /// Tenants by state, isolation and region (deleted ones included).
+    pub tenants: Vec<TenantCount>,
+    /// Operations by kind and state.
+    pub operations: Vec<OperationCount>,
+    /// The newest outbox sequence number (0 when the outbox is empty).
+    pub last_event_seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantCount {
+    pub state: String,
+    pub isolation: String,
+    pub region: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationCount {
+    pub kind: String,
+    pub state: String,
+    pub count: i64,
+}
+
 /// An API token as stored (its hash never leaves the catalog).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Token {

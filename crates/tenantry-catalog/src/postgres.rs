@@ -862,6 +862,47 @@ impl CatalogStore for PgCatalog {
         Ok(())
     }
 
+    async fn counts(&self) -> Result<CatalogCounts> {
+        let tenants = sqlx::query(
+            "SELECT state, isolation, region, count(*) AS n FROM tenants
+             GROUP BY state, isolation, region ORDER BY state, isolation, region",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(TenantCount {
+                state: r.try_get("state")?,
+                isolation: r.try_get("isolation")?,
+                region: r.try_get("region")?,
+                count: r.try_get("n")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let operations = sqlx::query(
+            "SELECT kind, state, count(*) AS n FROM operations GROUP BY kind, state ORDER BY kind, state",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(OperationCount {
+                kind: r.try_get("kind")?,
+                state: r.try_get("state")?,
+                count: r.try_get("n")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let last_event_seq: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(CatalogCounts {
+            tenants,
+            operations,
+            last_event_seq,
+        })
+    }
+
     async fn pool_status(&self) -> Result<Vec<PoolCount>> {
         let rows = sqlx::query(
             "SELECT shard, count(*) FILTER (WHERE claimed_by IS NULL) AS available,

@@ -135,6 +135,12 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn add_dead_letter(&self, letter: DeadLetter) -> Result<()>;
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>>;
 
+    // --- metrics ---
+
+    /// Tenants by state, isolation and region, operations by kind and state, and the newest
+    /// outbox sequence, each counted by the database.
+    async fn counts(&self) -> Result<CatalogCounts>;
+
     // --- operations ---
 
     /// Queues an operation on an existing tenant; refused while another is under way.

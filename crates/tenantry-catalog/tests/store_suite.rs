@@ -81,6 +81,7 @@ both!(
     pool_claims_are_idempotent_even_when_they_race,
     pool_entries_and_status,
     tokens_idempotency_and_sink_cursors,
+    counts_group_tenants_operations_and_events,
 );
 
 // --- builders ---
@@ -1118,4 +1119,46 @@ async fn unsupported_urls_are_refused() {
             Ok(_) => panic!("expected UnsupportedUrl for {url}"),
         }
     }
+}
+
+// --- metrics ---
+
+async fn counts_group_tenants_operations_and_events(c: Arc<dyn CatalogStore>) {
+    let empty = c.counts().await.unwrap();
+    assert_eq!(empty, CatalogCounts::default());
+
+    let (a, a_op) = create(&*c, "count-a", Isolation::Shared).await;
+    create(&*c, "count-b", Isolation::Shared).await;
+    create(&*c, "count-c", Isolation::Database).await;
+    activate(&*c, &a).await;
+    c.set_operation_state(a_op.id, OperationState::Succeeded, None)
+        .await
+        .unwrap();
+
+    let counts = c.counts().await.unwrap();
+    let tenant = |state: &str, isolation: &str, count: i64| TenantCount {
+        state: state.into(),
+        isolation: isolation.into(),
+        region: "eu-west".into(),
+        count,
+    };
+    assert_eq!(
+        counts.tenants,
+        vec![
+            tenant("active", "shared", 1),
+            tenant("requested", "database", 1),
+            tenant("requested", "shared", 1),
+        ]
+    );
+    let operation = |state: &str, count: i64| OperationCount {
+        kind: "provision".into(),
+        state: state.into(),
+        count,
+    };
+    assert_eq!(
+        counts.operations,
+        vec![operation("pending", 2), operation("succeeded", 1)]
+    );
+    let newest = c.events(None, 0, i64::MAX).await.unwrap();
+    assert_eq!(counts.last_event_seq, newest.last().unwrap().seq);
 }

@@ -218,6 +218,30 @@ async fn tenants_through_the_api_only() {
             "TenantResumed"
         ]
     );
+
+    // Metrics are open and count what the catalog holds (no tenant id among the labels).
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"tenantry_tenants{state="active",isolation="shared",region="eu-west"} 1"#,
+        r#"tenantry_tenants{state="deleted",isolation="database",region="us-east"} 1"#,
+        r#"tenantry_operations{kind="provision",state="succeeded"} 2"#,
+        r#"tenantry_operations{kind="delete",state="succeeded"} 1"#,
+        r#"tenantry_operations{kind="suspend",state="succeeded"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing from:\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("tenantry_operation_duration_seconds"));
+    assert!(metrics.contains(r#"tenantry_http_requests_total{route="/api/v1/tenants/{slug}""#));
 }
 
 #[tokio::test(flavor = "multi_thread")]
