@@ -335,6 +335,18 @@ async fn load_operation(conn: &mut PgConnection, id: Uuid) -> Result<Operation> 
     })
 }
 
+/// Lets the current transaction commit without waiting for its WAL to reach disk. Only for
+/// writes whose loss in a server crash is harmless: a lease taken or renewed (a lost one only
+/// lets another worker take the operation over sooner, and a worker re-checks its lease before
+/// every step) and a step marked `running` (a lost mark reads `pending`, and the step runs again,
+/// as it would after any crash). Checkpoints, transitions and events stay synchronous.
+async fn relaxed_commit(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SET LOCAL synchronous_commit TO off")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 async fn mark_step(
     conn: &mut PgConnection,
     id: Uuid,
@@ -1103,6 +1115,7 @@ impl CatalogStore for PgCatalog {
         self.in_tx(|tx| {
             Box::pin(async move {
                 let conn: &mut PgConnection = tx;
+                relaxed_commit(conn).await?;
                 // One statement: a concurrent claim of the same row waits for this one and then
                 // re-checks the lease condition against the row this one left.
                 let claimed = sqlx::query(
@@ -1203,7 +1216,14 @@ impl CatalogStore for PgCatalog {
         state: StepState,
         error: Option<String>,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        mark_step(&mut conn, id, idx, state, error, Utc::now()).await
+        if state != StepState::Running {
+            let mut conn = self.pool.acquire().await?;
+            return mark_step(&mut conn, id, idx, state, error, Utc::now()).await;
+        }
+        let mut tx = self.pool.begin().await?;
+        relaxed_commit(&mut tx).await?;
+        mark_step(&mut tx, id, idx, state, error, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

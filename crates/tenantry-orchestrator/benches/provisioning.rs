@@ -14,6 +14,7 @@ use tenantry_core::config::Config;
 use tenantry_orchestrator::fleet::{FleetSelection, NoFleetProgress};
 use tenantry_orchestrator::{NoProgress, Orchestrator, ProvisionRequest};
 use tenantry_testkit::postgres::{TestDatabase, TestServer};
+use uuid::Uuid;
 
 fn storefront() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/storefront")
@@ -66,7 +67,7 @@ async fn orchestrator(config: Arc<Config>) -> Orchestrator {
     Orchestrator::new(config, catalog, "bench").await.unwrap()
 }
 
-async fn provision(orch: &Orchestrator, slug: &str, plan: &str) -> Duration {
+async fn provision(orch: &Orchestrator, slug: &str, plan: &str) -> (Duration, Uuid) {
     let started = Instant::now();
     let req = ProvisionRequest {
         slug: slug.into(),
@@ -76,7 +77,7 @@ async fn provision(orch: &Orchestrator, slug: &str, plan: &str) -> Duration {
     };
     let (_, op) = orch.request_provision(&req).await.unwrap();
     orch.run(op.id, &NoProgress).await.unwrap();
-    started.elapsed()
+    (started.elapsed(), op.id)
 }
 
 struct Stats {
@@ -97,12 +98,43 @@ fn stats(label: &str, mut samples: Vec<Duration>) -> Stats {
     }
 }
 
-async fn measure(orch: &Orchestrator, prefix: &str, plan: &str, n: usize) -> Vec<Duration> {
-    let mut out = Vec::with_capacity(n);
+/// Provisions `n` tenants one after the other; their latencies and operation ids.
+async fn measure(
+    orch: &Orchestrator,
+    prefix: &str,
+    plan: &str,
+    n: usize,
+) -> (Vec<Duration>, Vec<Uuid>) {
+    let mut out = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
-        out.push(provision(orch, &format!("{prefix}-{i}"), plan).await);
+        let (took, op) = provision(orch, &format!("{prefix}-{i}"), plan).await;
+        out.0.push(took);
+        out.1.push(op);
     }
     out
+}
+
+/// The median duration of each step over `ops`, as the catalog recorded them: where a
+/// provisioning spends its time.
+async fn step_medians(orch: &Orchestrator, ops: &[Uuid]) -> Vec<(String, Duration)> {
+    let mut per_step: Vec<(String, Vec<Duration>)> = Vec::new();
+    for id in ops {
+        let op = orch.catalog().operation(*id).await.unwrap();
+        for step in op.steps {
+            let took = match (step.started_at, step.finished_at) {
+                (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default(),
+                _ => continue,
+            };
+            match per_step.iter_mut().find(|(name, _)| *name == step.name) {
+                Some((_, v)) => v.push(took),
+                None => per_step.push((step.name, vec![took])),
+            }
+        }
+    }
+    per_step
+        .into_iter()
+        .map(|(name, v)| (name, stats("", v).median))
+        .collect()
 }
 
 fn ms(d: Duration) -> String {
@@ -132,11 +164,11 @@ directory = "data/shards/eu-west-1""#;
     let orch = orchestrator(config(dir.path(), "sqlite://data/catalog.db", sqlite_shard)).await;
     rows.push(stats(
         "sqlite shared",
-        measure(&orch, "ss", "standard", n).await,
+        measure(&orch, "ss", "standard", n).await.0,
     ));
     rows.push(stats(
         "sqlite database",
-        measure(&orch, "sd", "premium", n).await,
+        measure(&orch, "sd", "premium", n).await.0,
     ));
     drop(orch);
 
@@ -158,24 +190,29 @@ directory = "data/shards/eu-west-1""#;
     let orch = orchestrator(config(dir.path(), &catalog.url, &pg_shard)).await;
     rows.push(stats(
         "postgres shared",
-        measure(&orch, "ps", "standard", n).await,
+        measure(&orch, "ps", "standard", n).await.0,
     ));
     rows.push(stats(
         "postgres schema",
-        measure(&orch, "pc", "business", n).await,
+        measure(&orch, "pc", "business", n).await.0,
     ));
-    rows.push(stats(
-        "postgres database (created)",
-        measure(&orch, "pd", "premium", n).await,
-    ));
+    let (created, created_ops) = measure(&orch, "pd", "premium", n).await;
+    rows.push(stats("postgres database (created)", created));
     orch.fill_pool("eu-west-1", n as u32, &|_| {})
         .await
         .unwrap();
-    rows.push(stats(
-        "postgres database (warm pool)",
-        measure(&orch, "pp", "premium", n).await,
-    ));
+    let (pooled, pooled_ops) = measure(&orch, "pp", "premium", n).await;
+    rows.push(stats("postgres database (warm pool)", pooled));
     print_rows(&rows);
+    let created_steps = step_medians(&orch, &created_ops).await;
+    let pooled_steps = step_medians(&orch, &pooled_ops).await;
+    println!(
+        "{:<32} {:>12} {:>12}",
+        "step (median)", "created", "warm pool"
+    );
+    for ((name, c), (_, p)) in created_steps.iter().zip(&pooled_steps) {
+        println!("{:<32} {:>12} {:>12}", name, ms(*c), ms(*p));
+    }
     let created = rows
         .iter()
         .find(|r| r.label == "postgres database (created)")

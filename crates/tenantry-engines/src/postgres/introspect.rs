@@ -18,13 +18,15 @@ pub(super) async fn current_schema(conn: &mut PgConnection) -> Result<Option<Str
 }
 
 /// Base tables of the current schema with a `tenant_id` column, children before parents by
-/// their foreign keys (found from `information_schema` and `pg_constraint`).
+/// their foreign keys (found from `pg_attribute` and `pg_constraint`). `pg_catalog`, not
+/// `information_schema`: on a fresh connection the latter's views cost milliseconds to plan.
 pub(super) async fn tenant_tables(conn: &mut PgConnection) -> Result<Vec<String>> {
     let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT c.table_name::text FROM information_schema.columns c
-         JOIN information_schema.tables t USING (table_catalog, table_schema, table_name)
-         WHERE c.column_name = 'tenant_id' AND c.table_schema = current_schema()
-           AND t.table_type = 'BASE TABLE'
+        "SELECT c.relname::text FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid
+         WHERE a.attname = 'tenant_id' AND NOT a.attisdropped AND a.attnum > 0
+           AND n.nspname = current_schema() AND c.relkind IN ('r', 'p')
          ORDER BY 1",
     )
     .fetch_all(&mut *conn)

@@ -24,7 +24,7 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use sqlx::{Executor, PgPool, Postgres};
+use sqlx::{Executor, PgPool, Postgres, Transaction};
 use tenantry_core::ident::quote;
 
 /// The role applications use to reach shared and schema spaces: it logs in, is not a superuser,
@@ -117,24 +117,35 @@ pub(super) async fn ensure_login_role(
     role: &str,
     database: &str,
 ) -> Result<Credentials> {
+    let mut tx = serialised(admin).await?;
+    let credentials = ensure_login_role_in(&mut tx, role, database).await?;
+    tx.commit().await?;
+    Ok(credentials)
+}
+
+/// [`ensure_login_role`] inside the caller's [`serialised`] transaction (effective when it
+/// commits).
+pub(super) async fn ensure_login_role_in(
+    tx: &mut Transaction<'static, Postgres>,
+    role: &str,
+    database: &str,
+) -> Result<Credentials> {
     let (quoted, db) = (quote(role)?, quote(database)?);
     let (password_clause, password) = password_clause();
     let attributes =
         "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT";
-    let mut tx = serialised(admin).await?;
-    let exists = role_exists(&mut *tx, role).await?;
+    let exists = role_exists(&mut **tx, role).await?;
     let statement = if exists {
         format!("ALTER ROLE {quoted} WITH {attributes} {password_clause}")
     } else {
         format!("CREATE ROLE {quoted} {attributes} {password_clause}")
     };
-    exec(&mut *tx, statement).await?;
+    exec(&mut **tx, statement).await?;
     exec(
-        &mut *tx,
+        &mut **tx,
         format!("GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {quoted}"),
     )
     .await?;
-    tx.commit().await?;
     if exists {
         tracing::info!(role, "reset the password of database role");
     } else {
@@ -146,8 +157,6 @@ pub(super) async fn ensure_login_role(
     })
 }
 
-/// Creates the application role if missing, insists it is neither superuser nor `BYPASSRLS`
-/// (row-level security is the shared space's only wall), and lets it connect to `database`.
 pub(super) async fn ensure_app_role(admin: &PgPool, database: &str) -> Result<()> {
     let attributes = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS";
     let mut tx = serialised(admin).await?;

@@ -152,7 +152,7 @@ pub(super) async fn grant(
         )
         .await?;
     }
-    if defaults {
+    if defaults && !has_default_privileges(conn, schema, role).await? {
         exec(
             &mut *conn,
             format!(
@@ -171,4 +171,25 @@ pub(super) async fn grant(
         .await?;
     }
     Ok(())
+}
+
+/// Whether the current (admin) role's default privileges in `schema` already give `role` DML on
+/// future tables and USAGE/SELECT on future sequences (`ALTER DEFAULT PRIVILEGES` commits a
+/// catalog change even when it changes nothing).
+async fn has_default_privileges(conn: &mut PgConnection, schema: &str, role: &str) -> Result<bool> {
+    let granted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_default_acl d
+         JOIN pg_namespace n ON n.oid = d.defaclnamespace
+         CROSS JOIN LATERAL aclexplode(d.defaclacl) a
+         WHERE n.nspname = $1
+           AND d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+           AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $2)
+           AND ((d.defaclobjtype = 'r' AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE'))
+             OR (d.defaclobjtype = 'S' AND a.privilege_type IN ('USAGE', 'SELECT')))",
+    )
+    .bind(schema)
+    .bind(role)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(granted == 6)
 }

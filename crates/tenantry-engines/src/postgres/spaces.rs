@@ -37,7 +37,7 @@ use super::roles::{self, APP_ROLE};
 use super::security::{self, TENANT_SETTING};
 use super::sql::{
     ALREADY_EXISTS, DUPLICATE_DATABASE, NO_SUCH_DATABASE, exec, exec_serialised, lock_key,
-    sqlstate_in,
+    serialised, sqlstate_in,
 };
 use crate::application::Application;
 use crate::driver::{Credentials, PooledDatabase, SpaceDriver, SpaceStatus};
@@ -189,11 +189,14 @@ fn migration_lock(schema: &str) -> i64 {
     lock_key(&format!("tenantry/migrate/{schema}"))
 }
 
-async fn database_exists(admin: &PgPool, name: &str) -> Result<bool> {
+async fn database_exists<'c, E>(executor: E, name: &str) -> Result<bool>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
     Ok(
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(name)
-            .fetch_one(admin)
+            .fetch_one(executor)
             .await?,
     )
 }
@@ -602,26 +605,36 @@ impl SpaceDriver for PgSpaces {
             schema_version: schema_version(&mut conn, &place.migrations_ledger()?).await?,
             ..SpaceStatus::default()
         };
-        for table in tenant_tables(&mut conn).await? {
-            let rows: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT count(*) FROM {} WHERE tenant_id = $1",
-                quote(&table)?
-            )))
-            .bind(tenant.to_string())
-            .fetch_one(&mut *conn)
-            .await?;
-            status.tenant_rows += rows;
-            match table.as_str() {
-                "tenantry_seeds" => status.seeds_applied = rows,
-                "users" => {
-                    status.admins = sqlx::query_scalar(
-                        "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'admin'",
-                    )
-                    .bind(tenant.to_string())
-                    .fetch_one(&mut *conn)
-                    .await?;
+        // One round trip: a row count per tenant table, and the admins among the users.
+        let tables = tenant_tables(&mut conn).await?;
+        if !tables.is_empty() {
+            let mut counts = Vec::with_capacity(tables.len() + 1);
+            // Rows are told apart by their position in `tables`; -1 is the admins' count.
+            for (i, table) in tables.iter().enumerate() {
+                counts.push(format!(
+                    "SELECT {i} AS i, count(*) AS n FROM {} WHERE tenant_id = $1",
+                    quote(table)?
+                ));
+            }
+            if tables.iter().any(|t| t == "users") {
+                counts.push(
+                    "SELECT -1, count(*) FROM users WHERE tenant_id = $1 AND role = 'admin'".into(),
+                );
+            }
+            let rows: Vec<(i32, i64)> = sqlx::query_as(AssertSqlSafe(counts.join(" UNION ALL ")))
+                .bind(tenant.to_string())
+                .fetch_all(&mut *conn)
+                .await?;
+            for (i, n) in rows {
+                match usize::try_from(i).ok().and_then(|i| tables.get(i)) {
+                    None => status.admins = n,
+                    Some(table) => {
+                        status.tenant_rows += n;
+                        if table == "tenantry_seeds" {
+                            status.seeds_applied = n;
+                        }
+                    }
                 }
-                _ => {}
             }
         }
         conn.close().await?;
@@ -712,15 +725,17 @@ impl SpaceDriver for PgSpaces {
         let space = self.locate(tenant, Isolation::Database)?;
         let place = Place::of(&space)?;
         let target = place.database();
-        let admin = self.admin().await;
-        // Database and role are renamed separately, so that a retry after a crash between the
-        // two finishes the job.
-        if !database_exists(admin, target).await? {
-            if !database_exists(admin, pooled).await? {
+        // Renames and the fresh password in one transaction: one commit, and a crash leaves
+        // either the pooled database untouched or the tenant's complete. Renaming a role clears
+        // an MD5 password: always a fresh one (which also makes a retry hand out credentials
+        // that work). The role is created if it was lost.
+        let mut tx = serialised(self.admin().await).await?;
+        if !database_exists(&mut *tx, target).await? {
+            if !database_exists(&mut *tx, pooled).await? {
                 return Err(SpaceError::NotPooled(pooled.to_owned()));
             }
             exec(
-                admin,
+                &mut *tx,
                 format!(
                     "ALTER DATABASE {} RENAME TO {}",
                     quote(pooled)?,
@@ -729,16 +744,17 @@ impl SpaceDriver for PgSpaces {
             )
             .await?;
         }
-        if !roles::role_exists(admin, target).await? && roles::role_exists(admin, pooled).await? {
+        if !roles::role_exists(&mut *tx, target).await?
+            && roles::role_exists(&mut *tx, pooled).await?
+        {
             exec(
-                admin,
+                &mut *tx,
                 format!("ALTER ROLE {} RENAME TO {}", quote(pooled)?, quote(target)?),
             )
             .await?;
         }
-        // Renaming a role clears an MD5 password: always a fresh one (which also makes a retry
-        // hand out credentials that work). Creates the role if it was lost.
-        let credentials = roles::ensure_login_role(admin, target, target).await?;
+        let credentials = roles::ensure_login_role_in(&mut tx, target, target).await?;
+        tx.commit().await?;
         // Grants follow a renamed role; a role created anew needs them.
         let mut conn = self.open(&place).await?;
         self.secure(&mut conn, &place).await?;
