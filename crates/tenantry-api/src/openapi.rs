@@ -1,7 +1,9 @@
 //! The OpenAPI document, generated from the handlers' annotations. `docs/openapi.json` is a
 //! committed copy; a test fails when it drifts from this.
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -27,7 +29,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::health::readyz,
     ),
     components(schemas(crate::problem::Problem)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &Problems)
 )]
 pub struct ApiDoc;
 
@@ -40,6 +42,77 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Problem documents as they are served: `application/problem+json` (a `body = Problem` in an
+/// annotation says `application/json`), and the answers every route can give without saying so
+/// in its own annotation: 401 and 403 behind a token, 400 (malformed JSON) and 413 (body over
+/// the limit) where there is a request body.
+struct Problems;
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+fn is_problem(content: &RefOr<Content>) -> bool {
+    matches!(content, RefOr::T(c) if matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")))
+}
+
+fn problem_response(description: &str) -> RefOr<Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                PROBLEM_JSON,
+                Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    "Problem",
+                )))),
+            )
+            .build(),
+    )
+}
+
+fn add_problems(op: &mut Operation) {
+    for response in op.responses.responses.values_mut() {
+        if let RefOr::T(r) = response
+            && r.content.get("application/json").is_some_and(is_problem)
+        {
+            let content = r.content.shift_remove("application/json").expect("present");
+            r.content.insert(PROBLEM_JSON.to_owned(), content);
+        }
+    }
+    let mut implied = Vec::new();
+    if op.security.is_some() {
+        implied.push(("401", "No token, or a token that is unknown or revoked"));
+        implied.push(("403", "The token's scope is too small for this route"));
+    }
+    if op.request_body.is_some() {
+        implied.push(("400", "The body is not JSON of the expected shape"));
+        implied.push(("413", "The body is larger than the limit"));
+    }
+    for (status, description) in implied {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem_response(description));
+    }
+}
+
+impl Modify for Problems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add_problems(op);
+            }
+        }
     }
 }
 

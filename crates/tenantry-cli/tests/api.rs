@@ -53,33 +53,127 @@ impl Drop for Server {
     }
 }
 
+/// The committed OpenAPI document (the drift test below keeps it equal to the code's), made
+/// strict: an object in a response may carry only the properties the spec names.
+struct Spec(Value);
+
+impl Spec {
+    fn load() -> Spec {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/openapi.json"
+        ))
+        .unwrap();
+        let mut doc: Value = serde_json::from_str(&text).unwrap();
+        forbid_undocumented_properties(&mut doc["components"]);
+        Spec(doc)
+    }
+
+    /// The body of `res`, after checking that the spec lists its status and content type for
+    /// `method` `template` and that the body matches the schema given there.
+    async fn body(&self, method: &str, template: &str, res: reqwest::Response) -> Value {
+        let status = res.status().as_u16().to_string();
+        let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+        let body: Value = res.json().await.unwrap();
+        let what = format!(
+            "{} {template} answered {status} ({content_type})",
+            method.to_uppercase()
+        );
+        let response = &self.0["paths"][template][method]["responses"][&status];
+        assert!(
+            response.is_object(),
+            "{what}, which the spec does not list: {body}"
+        );
+        let schema = &response["content"][&content_type]["schema"];
+        assert!(
+            schema.is_object(),
+            "{what}: the spec gives no schema for that content type"
+        );
+        let mut root = schema.clone();
+        root["components"] = self.0["components"].clone();
+        let validator = jsonschema::validator_for(&root).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|e| format!("{e} (at {})", e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{what}, not as the spec says: {errors:#?}\n{body:#}"
+        );
+        body
+    }
+}
+
+/// Adds `additionalProperties: false` to every object schema that lists its properties and
+/// says nothing about others.
+fn forbid_undocumented_properties(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            map.values_mut().for_each(forbid_undocumented_properties);
+        }
+        Value::Array(items) => items.iter_mut().for_each(forbid_undocumented_properties),
+        _ => {}
+    }
+}
+
 fn token(env: &common::Env, scope: &str, name: &str) -> String {
     let v = env.json(&["token", "create", "--scope", scope, "--name", name]);
     v["token"].as_str().unwrap().to_owned()
 }
 
-async fn wait_for_operation(
-    client: &reqwest::Client,
-    server: &Server,
-    tok: &str,
-    url: &str,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let op: Value = client
-            .get(server.url(url))
-            .bearer_auth(tok)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if op["state"] == "succeeded" || op["state"] == "failed" {
-            return op;
+/// A client whose every answer is checked against the spec.
+struct CheckedApi<'a> {
+    client: reqwest::Client,
+    server: &'a Server,
+    spec: Spec,
+}
+
+impl CheckedApi<'_> {
+    /// Sends `method` to `path` (an instance of the spec's `template`) with `token` and `body`;
+    /// returns the status and the body, checked against the spec.
+    async fn call(
+        &self,
+        method: &str,
+        template: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(
+                method.to_uppercase().parse().unwrap(),
+                self.server.url(path),
+            )
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
         }
-        assert!(Instant::now() < deadline, "operation never finished: {op}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        (status, self.spec.body(method, template, res).await)
+    }
+
+    async fn get(&self, template: &str, path: &str, token: &str) -> Value {
+        let (status, body) = self.call("get", template, path, token, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    /// Polls an operation (checking each answer) until it ends.
+    async fn finish(&self, url: &str, token: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let op = self.get("/api/v1/operations/{id}", url, token).await;
+            if op["state"] == "succeeded" || op["state"] == "failed" {
+                return op;
+            }
+            assert!(Instant::now() < deadline, "operation never finished: {op}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -89,35 +183,49 @@ async fn tenants_through_the_api_only() {
     let op_tok = token(&env, "operator", "ops");
     let read_tok = token(&env, "reader", "dashboard");
     let server = Server::start(&env, &[]);
-    let client = reqwest::Client::new();
+    let api = CheckedApi {
+        client: reqwest::Client::new(),
+        server: &server,
+        spec: Spec::load(),
+    };
+    let client = &api.client;
 
     for (slug, plan, region, isolation) in [
         ("acme", "standard", "eu-west", "shared"),
         ("globex", "premium", "us-east", "database"),
     ] {
+        let body = json!({ "slug": slug, "plan": plan, "region": region });
+        let (dry_status, planned) = api
+            .call(
+                "post",
+                "/api/v1/tenants",
+                "/api/v1/tenants",
+                &op_tok,
+                Some(json!({ "dry_run": true, "slug": slug, "plan": plan, "region": region })),
+            )
+            .await;
+        assert_eq!(dry_status, StatusCode::OK, "{planned}");
         let res = client
             .post(server.url("/api/v1/tenants"))
             .bearer_auth(&op_tok)
-            .json(&json!({ "slug": slug, "plan": plan, "region": region }))
+            .json(&body)
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::ACCEPTED);
         let location = res.headers()["location"].to_str().unwrap().to_owned();
-        let accepted: Value = res.json().await.unwrap();
+        let accepted = api.spec.body("post", "/api/v1/tenants", res).await;
         assert_eq!(accepted["operation_url"], location);
-        let op = wait_for_operation(&client, &server, &read_tok, &location).await;
+        let op = api.finish(&location, &read_tok).await;
         assert_eq!(op["state"], "succeeded", "{op}");
         assert_eq!(op["steps_done"], op["steps_total"]);
-        let t: Value = client
-            .get(server.url(&format!("/api/v1/tenants/{slug}")))
-            .bearer_auth(&read_tok)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let t = api
+            .get(
+                "/api/v1/tenants/{slug}",
+                &format!("/api/v1/tenants/{slug}"),
+                &read_tok,
+            )
+            .await;
         assert_eq!(
             (t["state"].as_str(), t["isolation"].as_str()),
             (Some("active"), Some(isolation))
@@ -125,83 +233,93 @@ async fn tenants_through_the_api_only() {
     }
 
     for (action, state) in [("suspend", "suspended"), ("resume", "active")] {
-        let res = client
-            .post(server.url(&format!("/api/v1/tenants/acme/{action}")))
-            .bearer_auth(&op_tok)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::ACCEPTED);
-        let accepted: Value = res.json().await.unwrap();
-        let url = accepted["operation_url"].as_str().unwrap().to_owned();
-        wait_for_operation(&client, &server, &read_tok, &url).await;
-        let t: Value = client
-            .get(server.url("/api/v1/tenants/acme"))
-            .bearer_auth(&read_tok)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (status, accepted) = api
+            .call(
+                "post",
+                &format!("/api/v1/tenants/{{slug}}/{action}"),
+                &format!("/api/v1/tenants/acme/{action}"),
+                &op_tok,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        api.finish(accepted["operation_url"].as_str().unwrap(), &read_tok)
+            .await;
+        let t = api
+            .get("/api/v1/tenants/{slug}", "/api/v1/tenants/acme", &read_tok)
+            .await;
         assert_eq!(t["state"], state);
     }
-    let page: Value = client
-        .get(server.url("/api/v1/tenants?limit=1"))
-        .bearer_auth(&read_tok)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = api
+        .get("/api/v1/tenants", "/api/v1/tenants?limit=1", &read_tok)
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["next_cursor"], "1");
-    let res = client
-        .delete(server.url("/api/v1/tenants/globex"))
-        .bearer_auth(&op_tok)
-        .send()
-        .await
-        .unwrap();
-    let accepted: Value = res.json().await.unwrap();
-    let op = wait_for_operation(
-        &client,
-        &server,
-        &read_tok,
-        accepted["operation_url"].as_str().unwrap(),
-    )
-    .await;
+    let (status, accepted) = api
+        .call(
+            "delete",
+            "/api/v1/tenants/{slug}",
+            "/api/v1/tenants/globex",
+            &op_tok,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let op = api
+        .finish(accepted["operation_url"].as_str().unwrap(), &read_tok)
+        .await;
     assert_eq!(op["state"], "succeeded");
-    let history: Value = client
-        .get(server.url("/api/v1/tenants/globex/history"))
-        .bearer_auth(&read_tok)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history = api
+        .get(
+            "/api/v1/tenants/{slug}/history",
+            "/api/v1/tenants/globex/history",
+            &read_tok,
+        )
+        .await;
     assert_eq!(history.as_array().unwrap().last().unwrap()["to"], "deleted");
 
     // Resuming an active tenant is a conflict, as a problem document.
-    let res = client
-        .post(server.url("/api/v1/tenants/acme/resume"))
-        .bearer_auth(&op_tok)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CONFLICT);
-    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let (status, problem) = api
+        .call(
+            "post",
+            "/api/v1/tenants/{slug}/resume",
+            "/api/v1/tenants/acme/resume",
+            &op_tok,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let (status, _) = api
+        .call(
+            "get",
+            "/api/v1/tenants/{slug}",
+            "/api/v1/tenants/nobody",
+            &read_tok,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .call(
+            "post",
+            "/api/v1/tenants",
+            "/api/v1/tenants",
+            &read_tok,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let events: Value = client
-        .get(server.url("/api/v1/events?tenant=acme"))
-        .bearer_auth(&read_tok)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    for (template, path) in [
+        ("/api/v1/regions", "/api/v1/regions"),
+        ("/api/v1/shards", "/api/v1/shards"),
+        ("/api/v1/events/dead-letters", "/api/v1/events/dead-letters"),
+    ] {
+        api.get(template, path, &read_tok).await;
+    }
+    let events = api
+        .get("/api/v1/events", "/api/v1/events?tenant=acme", &read_tok)
+        .await;
     let types: Vec<&str> = events["items"]
         .as_array()
         .unwrap()
