@@ -35,3 +35,51 @@ pub struct CreateTenant {
     #[serde(default)]
     pub dry_run: bool,
 }
+
+/// What a tenant's infrastructure is made of: the seeds' keys, and any further ones the tier's
+/// module declares (passed as Terraform variables in snake case: `storageGb` → `storage_gb`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InfrastructureConfiguration {
+    /// The database's size class, e.g. `Standard_D2s_v3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Standard_D2s_v3")]
+    pub database_size: Option<String>,
+    /// Storage to provision, in GB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = 100)]
+    pub storage_gb: Option<u64>,
+    /// Whether the tenant's resources are highly available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_ha: Option<bool>,
+    /// Further keys for the tier's module.
+    #[serde(flatten)]
+    #[schema(additional_properties)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `POST /api/v1/infrastructure/tenants/{tenantId}/provision` (the seeds' request).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProvisionInfrastructure {
+    /// The tier, whose module (`<modules>/<tier>/`, else `<modules>/default/`) is applied.
+    #[schema(example = "professional")]
+    pub tier: String,
+    /// The tenant's own region (a tenant's infrastructure never leaves it).
+    #[schema(example = "eu-west")]
+    pub region: String,
+    /// `AZURE`, `AWS`, `GCP` or `LOCAL`.
+    #[schema(example = "AZURE")]
+    pub cloud_provider: String,
+    pub configuration: InfrastructureConfiguration,
+}
+
+/// `PUT /api/v1/infrastructure/tenants/{tenantId}`: the new configuration (and tier).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateInfrastructure {
+    /// A new tier; the current one when absent.
+    #[serde(default)]
+    pub tier: Option<String>,
+    pub configuration: InfrastructureConfiguration,
+}

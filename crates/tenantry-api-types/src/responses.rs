@@ -162,3 +162,63 @@ pub struct Region {
     /// Tenant databases its active shards can still take.
     pub room_left: u32,
 }
+
+/// A tenant's infrastructure (the seeds' TenantInfrastructure entity).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantInfrastructure {
+    /// The infrastructure record's id.
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// `PROVISIONING`, `ACTIVE`, `UPDATING`, `DEPROVISIONING`, `DEPROVISIONED` or `FAILED`.
+    pub status: String,
+    pub tier: String,
+    /// `AZURE`, `AWS`, `GCP` or `LOCAL`.
+    pub cloud_provider: String,
+    pub region: String,
+    /// The tenant's namespace (`tenant-<slug>`).
+    pub namespace: String,
+    pub configuration: Value,
+    /// Where Terraform keeps the tenant's state, relative to the backend.
+    pub terraform_state_key: String,
+    /// The last plan: `add`, `change`, `destroy` and each resource's `address` and `action`.
+    pub plan: Option<Value>,
+    /// The root module's outputs after the last apply.
+    pub outputs: Option<Value>,
+    /// Why the last operation failed (its step and Terraform's message).
+    pub error: Option<String>,
+    /// The latest infrastructure operation, with its current phase.
+    pub operation: Option<InfrastructureOperation>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The latest infrastructure operation of a tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InfrastructureOperation {
+    pub id: Uuid,
+    /// `infra_provision`, `infra_update` or `infra_deprovision`.
+    pub kind: String,
+    /// `pending`, `running`, `rolling_back`, `succeeded` or `failed`.
+    pub state: String,
+    /// The phase running or next (`request`, `plan`, `apply`, `deploy`, `configure`, `verify`,
+    /// `complete`); none once the operation is over.
+    pub phase: Option<String>,
+    /// `GET` this for every phase's state, attempts, timings and errors.
+    pub operation_url: String,
+}
+
+/// One status change of a tenant's infrastructure (the seeds' InfrastructureStateTransition).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InfrastructureTransition {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    /// What caused it (`infra_provision requested`, `ready`, `rolled back`, …).
+    pub trigger: String,
+    pub details: Value,
+    pub timestamp: DateTime<Utc>,
+}

@@ -28,7 +28,7 @@ pub use state::AppState;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use routes::{events, health, operations, tenants, topology};
+use routes::{events, health, infrastructure, operations, tenants, topology};
 
 /// Largest request body accepted (bodies are small JSON documents).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -60,6 +60,14 @@ pub fn router(state: AppState) -> Router {
         .route("/events/dead-letters", get(events::dead_letters))
         .route("/regions", get(topology::regions))
         .route("/shards", get(topology::shards))
+        .route(
+            "/infrastructure/tenants/{tenantId}",
+            get(infrastructure::show),
+        )
+        .route(
+            "/infrastructure/tenants/{tenantId}/transitions",
+            get(infrastructure::transitions),
+        )
         .route_layer(from_fn_with_state(
             (state.clone(), Scope::Reader),
             auth::require,
@@ -69,6 +77,14 @@ pub fn router(state: AppState) -> Router {
         .route("/tenants/{slug}", axum::routing::delete(tenants::delete))
         .route("/tenants/{slug}/suspend", post(tenants::suspend))
         .route("/tenants/{slug}/resume", post(tenants::resume))
+        .route(
+            "/infrastructure/tenants/{tenantId}/provision",
+            post(infrastructure::provision),
+        )
+        .route(
+            "/infrastructure/tenants/{tenantId}",
+            axum::routing::put(infrastructure::update).delete(infrastructure::deprovision),
+        )
         .route_layer(from_fn_with_state(
             (state.clone(), Scope::Operator),
             auth::require,

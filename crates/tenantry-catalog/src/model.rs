@@ -157,8 +157,120 @@ words!(
         Suspend => "suspend",
         Resume => "resume",
         Delete => "delete",
+        /// Brings up a tenant's infrastructure (Terraform plan and apply).
+        InfraProvision => "infra_provision",
+        /// Changes a tenant's infrastructure to a new configuration.
+        InfraUpdate => "infra_update",
+        /// Tears a tenant's infrastructure down.
+        InfraDeprovision => "infra_deprovision",
     }
 );
+
+/// Where a tenant's infrastructure stands (the seeds' words, upper case as they have them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InfraStatus {
+    Provisioning,
+    Active,
+    Updating,
+    Deprovisioning,
+    Deprovisioned,
+    Failed,
+}
+
+impl InfraStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InfraStatus::Provisioning => "PROVISIONING",
+            InfraStatus::Active => "ACTIVE",
+            InfraStatus::Updating => "UPDATING",
+            InfraStatus::Deprovisioning => "DEPROVISIONING",
+            InfraStatus::Deprovisioned => "DEPROVISIONED",
+            InfraStatus::Failed => "FAILED",
+        }
+    }
+}
+
+impl fmt::Display for InfraStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for InfraStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            InfraStatus::Provisioning,
+            InfraStatus::Active,
+            InfraStatus::Updating,
+            InfraStatus::Deprovisioning,
+            InfraStatus::Deprovisioned,
+            InfraStatus::Failed,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .ok_or_else(|| format!("unknown infrastructure status {s:?}"))
+    }
+}
+
+/// A tenant's infrastructure (the seeds' TenantInfrastructure): what was asked for, where it
+/// stands, and what Terraform planned and produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Infrastructure {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub status: InfraStatus,
+    pub tier: String,
+    pub cloud_provider: String,
+    pub region: String,
+    pub namespace: String,
+    pub configuration: Value,
+    /// Where Terraform keeps the tenant's state (`tenants/<tenant id>.tfstate`).
+    pub state_key: String,
+    /// The summary of the last plan: resources to add, change and destroy, and their addresses.
+    pub plan: Option<Value>,
+    /// The root module's outputs after the last apply.
+    pub outputs: Option<Value>,
+    /// Why the last operation failed.
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A status change of a tenant's infrastructure to record.
+#[derive(Debug, Clone)]
+pub struct NewInfraTransition {
+    pub from: Option<InfraStatus>,
+    pub to: InfraStatus,
+    pub trigger: String,
+    pub details: Value,
+}
+
+/// A recorded status change of a tenant's infrastructure (the seeds'
+/// InfrastructureStateTransition).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InfraTransition {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub from: Option<InfraStatus>,
+    pub to: InfraStatus,
+    pub trigger: String,
+    pub details: Value,
+    pub at: DateTime<Utc>,
+}
+
+impl OperationKind {
+    /// Whether the operation is about the tenant's infrastructure rather than its lifecycle.
+    pub fn is_infrastructure(self) -> bool {
+        matches!(
+            self,
+            OperationKind::InfraProvision
+                | OperationKind::InfraUpdate
+                | OperationKind::InfraDeprovision
+        )
+    }
+}
 
 words!(
     /// Where an operation is.

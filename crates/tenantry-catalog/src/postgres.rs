@@ -874,6 +874,109 @@ impl CatalogStore for PgCatalog {
         Ok(())
     }
 
+    async fn infrastructure(&self, tenant: TenantId) -> Result<Option<Infrastructure>> {
+        let row = sqlx::query("SELECT * FROM tenant_infrastructure WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let status: String = r.try_get("status")?;
+        Ok(Some(Infrastructure {
+            id: r.try_get("id")?,
+            tenant_id: tenant,
+            status: word("tenant_infrastructure.status", &status)?,
+            tier: r.try_get("tier")?,
+            cloud_provider: r.try_get("cloud_provider")?,
+            region: r.try_get("region")?,
+            namespace: r.try_get("namespace")?,
+            configuration: r.try_get("configuration")?,
+            state_key: r.try_get("state_key")?,
+            plan: r.try_get("plan")?,
+            outputs: r.try_get("outputs")?,
+            error: r.try_get("error")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        }))
+    }
+
+    async fn save_infrastructure(
+        &self,
+        infra: &Infrastructure,
+        transition: Option<NewInfraTransition>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = Utc::now();
+        sqlx::query(
+            "INSERT INTO tenant_infrastructure (id, tenant_id, status, tier, cloud_provider, region,
+                 namespace, configuration, state_key, plan, outputs, error, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (tenant_id) DO UPDATE SET status = excluded.status, tier = excluded.tier,
+                 cloud_provider = excluded.cloud_provider, region = excluded.region,
+                 namespace = excluded.namespace, configuration = excluded.configuration,
+                 state_key = excluded.state_key, plan = excluded.plan, outputs = excluded.outputs,
+                 error = excluded.error, updated_at = excluded.updated_at",
+        )
+        .bind(infra.id)
+        .bind(infra.tenant_id.0)
+        .bind(infra.status.as_str())
+        .bind(&infra.tier)
+        .bind(&infra.cloud_provider)
+        .bind(&infra.region)
+        .bind(&infra.namespace)
+        .bind(&infra.configuration)
+        .bind(&infra.state_key)
+        .bind(&infra.plan)
+        .bind(&infra.outputs)
+        .bind(&infra.error)
+        .bind(infra.created_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(t) = transition {
+            sqlx::query(
+                "INSERT INTO infrastructure_transitions (id, tenant_id, from_state, to_state, trigger, details, at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(infra.tenant_id.0)
+            .bind(t.from.map(InfraStatus::as_str))
+            .bind(t.to.as_str())
+            .bind(&t.trigger)
+            .bind(&t.details)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn infrastructure_transitions(&self, tenant: TenantId) -> Result<Vec<InfraTransition>> {
+        let rows = sqlx::query(
+            "SELECT * FROM infrastructure_transitions WHERE tenant_id = $1 ORDER BY id",
+        )
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let from: Option<String> = r.try_get("from_state")?;
+                let to: String = r.try_get("to_state")?;
+                Ok(InfraTransition {
+                    id: r.try_get("id")?,
+                    tenant_id: tenant,
+                    from: from
+                        .map(|f| word("infrastructure_transitions.from_state", &f))
+                        .transpose()?,
+                    to: word("infrastructure_transitions.to_state", &to)?,
+                    trigger: r.try_get("trigger")?,
+                    details: r.try_get("details")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
     async fn counts(&self) -> Result<CatalogCounts> {
         let tenants = sqlx::query(
             "SELECT state, isolation, region, count(*) AS n FROM tenants

@@ -804,6 +804,123 @@ impl CatalogStore for SqliteCatalog {
         rows.iter().map(pool_entry).collect()
     }
 
+    async fn infrastructure(&self, tenant: TenantId) -> Result<Option<Infrastructure>> {
+        let row = sqlx::query("SELECT * FROM tenant_infrastructure WHERE tenant_id = ?")
+            .bind(tenant.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let id: String = r.try_get("id")?;
+        let plan: Option<String> = r.try_get("plan")?;
+        let outputs: Option<String> = r.try_get("outputs")?;
+        Ok(Some(Infrastructure {
+            id: parse_word("tenant_infrastructure.id", &id)?,
+            tenant_id: tenant,
+            status: parse_word("tenant_infrastructure.status", r.try_get("status")?)?,
+            tier: r.try_get("tier")?,
+            cloud_provider: r.try_get("cloud_provider")?,
+            region: r.try_get("region")?,
+            namespace: r.try_get("namespace")?,
+            configuration: parse_json(
+                "tenant_infrastructure.configuration",
+                r.try_get("configuration")?,
+            )?,
+            state_key: r.try_get("state_key")?,
+            plan: plan
+                .map(|p| parse_json("tenant_infrastructure.plan", &p))
+                .transpose()?,
+            outputs: outputs
+                .map(|o| parse_json("tenant_infrastructure.outputs", &o))
+                .transpose()?,
+            error: r.try_get("error")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        }))
+    }
+
+    async fn save_infrastructure(
+        &self,
+        infra: &Infrastructure,
+        transition: Option<NewInfraTransition>,
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        let now = Utc::now();
+        sqlx::query(
+            "INSERT INTO tenant_infrastructure (id, tenant_id, status, tier, cloud_provider, region,
+                 namespace, configuration, state_key, plan, outputs, error, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (tenant_id) DO UPDATE SET status = excluded.status, tier = excluded.tier,
+                 cloud_provider = excluded.cloud_provider, region = excluded.region,
+                 namespace = excluded.namespace, configuration = excluded.configuration,
+                 state_key = excluded.state_key, plan = excluded.plan, outputs = excluded.outputs,
+                 error = excluded.error, updated_at = excluded.updated_at",
+        )
+        .bind(infra.id.to_string())
+        .bind(infra.tenant_id.to_string())
+        .bind(infra.status.as_str())
+        .bind(&infra.tier)
+        .bind(&infra.cloud_provider)
+        .bind(&infra.region)
+        .bind(&infra.namespace)
+        .bind(infra.configuration.to_string())
+        .bind(&infra.state_key)
+        .bind(infra.plan.as_ref().map(serde_json::Value::to_string))
+        .bind(infra.outputs.as_ref().map(serde_json::Value::to_string))
+        .bind(&infra.error)
+        .bind(infra.created_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(t) = transition {
+            sqlx::query(
+                "INSERT INTO infrastructure_transitions (id, tenant_id, from_state, to_state, trigger, details, at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(Uuid::now_v7().to_string())
+            .bind(infra.tenant_id.to_string())
+            .bind(t.from.map(InfraStatus::as_str))
+            .bind(t.to.as_str())
+            .bind(&t.trigger)
+            .bind(t.details.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn infrastructure_transitions(&self, tenant: TenantId) -> Result<Vec<InfraTransition>> {
+        let rows =
+            sqlx::query("SELECT * FROM infrastructure_transitions WHERE tenant_id = ? ORDER BY id")
+                .bind(tenant.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                let from: Option<String> = r.try_get("from_state")?;
+                Ok(InfraTransition {
+                    id: parse_word("infrastructure_transitions.id", &id)?,
+                    tenant_id: tenant,
+                    from: from
+                        .map(|f| parse_word("infrastructure_transitions.from_state", &f))
+                        .transpose()?,
+                    to: parse_word(
+                        "infrastructure_transitions.to_state",
+                        r.try_get("to_state")?,
+                    )?,
+                    trigger: r.try_get("trigger")?,
+                    details: parse_json(
+                        "infrastructure_transitions.details",
+                        r.try_get("details")?,
+                    )?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
     async fn counts(&self) -> Result<CatalogCounts> {
         let tenants = sqlx::query(
             "SELECT state, isolation, region, count(*) AS n FROM tenants

@@ -135,6 +135,20 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn add_dead_letter(&self, letter: DeadLetter) -> Result<()>;
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>>;
 
+    // --- infrastructure ---
+
+    /// The tenant's infrastructure record, if it ever had one.
+    async fn infrastructure(&self, tenant: TenantId) -> Result<Option<Infrastructure>>;
+    /// Writes the tenant's infrastructure record (inserted, or replacing the tenant's one but
+    /// for its id and creation time) and, in the same transaction, `transition`.
+    async fn save_infrastructure(
+        &self,
+        infra: &Infrastructure,
+        transition: Option<NewInfraTransition>,
+    ) -> Result<()>;
+    /// Every status change of the tenant's infrastructure, oldest first.
+    async fn infrastructure_transitions(&self, tenant: TenantId) -> Result<Vec<InfraTransition>>;
+
     // --- metrics ---
 
     /// Tenants by state, isolation and region, operations by kind and state, and the newest

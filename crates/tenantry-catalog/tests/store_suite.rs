@@ -82,6 +82,7 @@ both!(
     pool_entries_and_status,
     tokens_idempotency_and_sink_cursors,
     counts_group_tenants_operations_and_events,
+    infrastructure_records_and_their_transitions,
 );
 
 // --- builders ---
@@ -1161,4 +1162,69 @@ async fn counts_group_tenants_operations_and_events(c: Arc<dyn CatalogStore>) {
     );
     let newest = c.events(None, 0, i64::MAX).await.unwrap();
     assert_eq!(counts.last_event_seq, newest.last().unwrap().seq);
+}
+
+// --- infrastructure ---
+
+async fn infrastructure_records_and_their_transitions(c: Arc<dyn CatalogStore>) {
+    let (t, _) = create(&*c, "infra", Isolation::Shared).await;
+    assert_eq!(c.infrastructure(t.id).await.unwrap(), None);
+    let now = chrono::Utc::now();
+    let mut infra = Infrastructure {
+        id: Uuid::now_v7(),
+        tenant_id: t.id,
+        status: InfraStatus::Provisioning,
+        tier: "professional".into(),
+        cloud_provider: "AZURE".into(),
+        region: "eu-west".into(),
+        namespace: "tenant-infra".into(),
+        configuration: serde_json::json!({ "storageGb": 100, "enableHa": false }),
+        state_key: format!("tenants/{}.tfstate", t.id),
+        plan: None,
+        outputs: None,
+        error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let requested = NewInfraTransition {
+        from: None,
+        to: InfraStatus::Provisioning,
+        trigger: "provision requested".into(),
+        details: serde_json::json!({ "operation": "x" }),
+    };
+    c.save_infrastructure(&infra, Some(requested))
+        .await
+        .unwrap();
+    // Saving again (a step run twice) replaces the record but keeps its id.
+    let first_id = infra.id;
+    infra.id = Uuid::now_v7();
+    infra.status = InfraStatus::Active;
+    infra.plan = Some(serde_json::json!({ "add": 2 }));
+    infra.outputs = Some(serde_json::json!({ "endpoint": "db.example" }));
+    let done = NewInfraTransition {
+        from: Some(InfraStatus::Provisioning),
+        to: InfraStatus::Active,
+        trigger: "provision complete".into(),
+        details: serde_json::Value::Null,
+    };
+    c.save_infrastructure(&infra, Some(done)).await.unwrap();
+    c.save_infrastructure(&infra, None).await.unwrap();
+
+    let stored = c.infrastructure(t.id).await.unwrap().unwrap();
+    assert_eq!(stored.id, first_id);
+    assert_eq!(stored.status, InfraStatus::Active);
+    assert_eq!(stored.configuration["storageGb"], 100);
+    assert_eq!(stored.outputs.unwrap()["endpoint"], "db.example");
+    assert_eq!(stored.plan.unwrap()["add"], 2);
+
+    let transitions = c.infrastructure_transitions(t.id).await.unwrap();
+    let path: Vec<_> = transitions.iter().map(|t| (t.from, t.to)).collect();
+    assert_eq!(
+        path,
+        [
+            (None, InfraStatus::Provisioning),
+            (Some(InfraStatus::Provisioning), InfraStatus::Active)
+        ]
+    );
+    assert_eq!(transitions[0].details["operation"], "x");
 }

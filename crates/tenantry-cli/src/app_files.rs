@@ -1,5 +1,5 @@
-//! The storefront sample application, embedded so that `tenantry init` can write a working
-//! setup anywhere. A test checks this list against `examples/storefront`, so a migration added
+//! The storefront sample application and the example infrastructure module, embedded so that
+//! `tenantry init` can write a working setup anywhere. A test checks this list against `examples/storefront`, so a migration added
 //! there and forgotten here fails the build's tests.
 
 macro_rules! storefront {
@@ -21,6 +21,12 @@ pub const STOREFRONT: &[(&str, &str)] = storefront!(
     "migrations/postgres/0004_users.sql",
     "seeds/0001_store_settings.sql",
 );
+
+/// The example Terraform module of every tier, `(path relative to the new directory, contents)`.
+pub const INFRASTRUCTURE: &[(&str, &str)] = &[(
+    "infra/modules/default/main.tf.json",
+    include_str!("../../../examples/infrastructure/modules/default/main.tf.json"),
+)];
 
 #[cfg(test)]
 mod tests {

@@ -70,6 +70,9 @@ pub struct Config {
     /// The REST API of `tenantry serve`.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Per-tenant infrastructure through Terraform; absent, the infrastructure API says so.
+    #[serde(default)]
+    pub infrastructure: Option<InfrastructureConfig>,
     /// The directory the file was loaded from; relative paths were resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -240,6 +243,32 @@ pub struct WebhookConfig {
     pub secret_env: String,
 }
 
+/// Per-tenant infrastructure: Terraform (or OpenTofu) modules, one per tier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfrastructureConfig {
+    /// The Terraform or OpenTofu binary.
+    #[serde(default = "default_terraform")]
+    pub terraform: String,
+    /// A directory holding one module directory per tier (`<modules>/<tier>/`), used for the
+    /// tiers named in requests; `default/` serves the others.
+    pub modules: PathBuf,
+    /// Where tenants' workspaces (`<work>/<tenant id>/`), states (`<work>/tenants/<tenant
+    /// id>.tfstate`) and the plugin cache live.
+    pub work: PathBuf,
+    /// How many Terraform processes may run at once.
+    #[serde(default = "default_terraform_parallelism")]
+    pub parallelism: usize,
+}
+
+fn default_terraform() -> String {
+    "terraform".into()
+}
+
+fn default_terraform_parallelism() -> usize {
+    2
+}
+
 /// The REST API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -356,6 +385,10 @@ impl Config {
         abs(&mut self.storage.root);
         abs(&mut self.application.migrations);
         abs(&mut self.application.seeds);
+        if let Some(infra) = self.infrastructure.as_mut() {
+            abs(&mut infra.modules);
+            abs(&mut infra.work);
+        }
         if let Some(key) = self.secrets.master_key_file.as_mut() {
             abs(key);
         }

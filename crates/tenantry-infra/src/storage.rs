@@ -111,6 +111,53 @@ impl TenantStorage {
         }
     }
 
+    /// Writes (or replaces) the JSON document `name` under the tenant's prefix.
+    pub async fn put_document(
+        &self,
+        region: &str,
+        tenant: TenantId,
+        name: &str,
+        document: &serde_json::Value,
+    ) -> Result<(), StorageError> {
+        let path = Self::prefix(region, tenant).join(name);
+        self.store
+            .put(&path, PutPayload::from(document.to_string()))
+            .await?;
+        Ok(())
+    }
+
+    /// The JSON document `name` under the tenant's prefix, if it is there.
+    pub async fn document(
+        &self,
+        region: &str,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, StorageError> {
+        let path = Self::prefix(region, tenant).join(name);
+        match self.store.get(&path).await {
+            Ok(found) => {
+                let bytes = found.bytes().await?;
+                Ok(serde_json::from_slice(&bytes).ok())
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes the document `name` under the tenant's prefix; a missing one is fine.
+    pub async fn remove_document(
+        &self,
+        region: &str,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<(), StorageError> {
+        let path = Self::prefix(region, tenant).join(name);
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Objects and bytes under the tenant's prefix.
     pub async fn usage(&self, region: &str, tenant: TenantId) -> Result<Usage, StorageError> {
         let prefix = Self::prefix(region, tenant);

@@ -147,6 +147,11 @@ impl Terraform {
         self.config.state_root.join(Self::state_key(tenant))
     }
 
+    /// Where the tenant's last plan is saved (what [`Terraform::apply`] applies).
+    pub fn plan_file(&self, tenant: TenantId) -> PathBuf {
+        self.workspace(tenant).join("tenant.tfplan")
+    }
+
     fn workspace(&self, tenant: TenantId) -> PathBuf {
         self.config.workspaces.join(tenant.to_string())
     }
@@ -190,11 +195,14 @@ impl Terraform {
                 )
             })
             .collect();
-        let root = json!({
+        let mut root = json!({
             "terraform": { "backend": { "local": { "path": self.state_file(tenant).display().to_string() } } },
             "module": { "tenant": module_block },
-            "output": output_blocks,
         });
+        // Terraform refuses an empty `output` block.
+        if !output_blocks.is_empty() {
+            root["output"] = Value::Object(output_blocks);
+        }
         let path = dir.join("main.tf.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&root).expect("json")).map_err(
             |source| TerraformError::Io {
@@ -301,7 +309,7 @@ impl Terraform {
         let _guard = lock.lock().await;
         self.run_ok(tenant, "init", &["init", "-input=false", "-no-color"], log)
             .await?;
-        let plan_file = self.workspace(tenant).join("tenant.tfplan");
+        let plan_file = self.plan_file(tenant);
         let out = format!("-out={}", plan_file.display());
         let mut args = vec!["plan", "-input=false", "-no-color", &out];
         if destroy {

@@ -77,6 +77,14 @@ macro_rules! classify {
 }
 classify!(CatalogError, SpaceError, StorageError);
 
+impl From<tenantry_infra::terraform::TerraformError> for StepError {
+    /// Terraform's own failures (a module that does not apply, a missing binary) do not go
+    /// away by running it again; its lock waits are bounded by `-lock-timeout`.
+    fn from(e: tenantry_infra::terraform::TerraformError) -> Self {
+        StepError::permanent(e.to_string())
+    }
+}
+
 impl From<OrchestratorError> for StepError {
     fn from(e: OrchestratorError) -> Self {
         let transient = match &e {

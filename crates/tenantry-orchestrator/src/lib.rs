@@ -18,6 +18,7 @@
 pub mod error;
 pub mod failpoints;
 pub mod fleet;
+pub mod infrastructure;
 pub mod request;
 pub mod runner;
 pub mod service;
@@ -26,6 +27,7 @@ pub mod steps;
 pub mod worker;
 
 pub use error::{OrchestratorError, Result};
+pub use infrastructure::InfraRequest;
 pub use request::{ProvisionPlan, ProvisionRequest};
 pub use runner::{NoProgress, Progress};
 pub use service::Orchestrator;

@@ -282,7 +282,10 @@ impl Orchestrator {
             .or_else(|| op.error.clone())
             .unwrap_or_default();
         let tenant = self.catalog.tenant(op.tenant_id).await?;
-        if tenant.state.can_become(TenantState::Failed) {
+        if op.kind.is_infrastructure() {
+            // The tenant itself is fine: its infrastructure record carries the failure.
+            self.fail_infrastructure(op, &step, &error).await?;
+        } else if tenant.state.can_become(TenantState::Failed) {
             let failure = Failure {
                 operation: op.id,
                 step: step.clone(),

@@ -34,6 +34,8 @@ pub struct Orchestrator {
     pub(crate) lease: Duration,
     /// Seals tenant credentials; absent until configured (only needed once one is stored).
     pub(crate) master_key: Option<MasterKey>,
+    /// The Terraform driver, started on first use (see [`Orchestrator::terraform`]).
+    pub(crate) terraform: tokio::sync::OnceCell<tenantry_infra::terraform::Terraform>,
 }
 
 /// Reads the master key from `TENANTRY_MASTER_KEY`, else from `secrets.master_key_file`.
@@ -95,6 +97,7 @@ impl Orchestrator {
             worker: crate::worker::worker_id(),
             lease: Duration::from_secs(30),
             master_key,
+            terraform: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -267,6 +270,13 @@ impl Orchestrator {
             OperationKind::Provision => {
                 return Err(OrchestratorError::InvalidRequest(
                     "provisioning is requested with request_provision".into(),
+                ));
+            }
+            OperationKind::InfraProvision
+            | OperationKind::InfraUpdate
+            | OperationKind::InfraDeprovision => {
+                return Err(OrchestratorError::InvalidRequest(
+                    "infrastructure operations are requested with request_infrastructure".into(),
                 ));
             }
         };

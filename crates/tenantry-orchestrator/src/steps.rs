@@ -42,6 +42,10 @@ pub fn steps_of(kind: OperationKind) -> &'static [&'static str] {
         OperationKind::Suspend => SUSPEND_STEPS,
         OperationKind::Resume => RESUME_STEPS,
         OperationKind::Delete => DELETE_STEPS,
+        OperationKind::InfraProvision | OperationKind::InfraUpdate => {
+            crate::infrastructure::INFRA_PHASES
+        }
+        OperationKind::InfraDeprovision => crate::infrastructure::INFRA_DEPROVISION_PHASES,
     }
 }
 
@@ -100,6 +104,10 @@ impl Orchestrator {
         idx: i64,
         name: &str,
     ) -> Result<bool, StepError> {
+        if op.kind.is_infrastructure() {
+            self.run_infra_step(op, name).await?;
+            return Ok(false);
+        }
         let t = self.catalog.tenant(op.tenant_id).await?;
         match name {
             "validate" => {
@@ -240,6 +248,9 @@ impl Orchestrator {
     /// Undoes step `name` of a failed operation. Steps without an effect outside the catalog
     /// (or whose effect a later undo covers) have nothing to undo.
     pub(crate) async fn undo_step(&self, op: &Operation, name: &str) -> Result<(), StepError> {
+        if op.kind.is_infrastructure() {
+            return self.undo_infra_step(op, name).await;
+        }
         let t = self.catalog.tenant(op.tenant_id).await?;
         match (op.kind, name) {
             (OperationKind::Provision, "create_space") => {

@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod health;
+pub mod infrastructure;
 pub mod operations;
 pub mod tenants;
 pub mod topology;

@@ -26,7 +26,7 @@ fn accepted_body(op: &Operation, slug: &str) -> Accepted {
     }
 }
 
-fn accepted(op: &Operation, slug: &str) -> Response {
+pub(crate) fn accepted(op: &Operation, slug: &str) -> Response {
     let body = accepted_body(op, slug);
     (
         StatusCode::ACCEPTED,

@@ -1,6 +1,6 @@
 //! `tenantry init [DIR]`: a commented, working default configuration and the storefront sample.
 
-use crate::app_files::STOREFRONT;
+use crate::app_files::{INFRASTRUCTURE, STOREFRONT};
 use crate::cli::{Cli, InitArgs, Output};
 use crate::exit::BadInput;
 use anyhow::{Context, Result};
@@ -16,8 +16,15 @@ pub async fn run(cli: &Cli, args: &InitArgs) -> Result<()> {
         .into());
     }
     let app = args.dir.join("app");
-    for (path, contents) in STOREFRONT {
-        let target = app.join(path);
+    let files = STOREFRONT
+        .iter()
+        .map(|(path, contents)| (app.join(path), contents))
+        .chain(
+            INFRASTRUCTURE
+                .iter()
+                .map(|(path, contents)| (args.dir.join(path), contents)),
+        );
+    for (target, contents) in files {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;

@@ -4,6 +4,8 @@
 // Every test crate includes this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod api;
+
 use assert_cmd::Command;
 use assert_cmd::assert::Assert;
 use serde_json::Value;
