@@ -335,3 +335,97 @@ async fn a_module_that_fails_to_apply_leaves_nothing_and_says_why() {
     assert_eq!(last["toState"], "FAILED");
     assert_eq!(last["trigger"], "rolled back");
 }
+
+/// Waits until the `serve` process has died (a failpoint crashed it).
+fn wait_for_crash(server: &mut Server) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failpoint never fired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_at_any_phase_is_resumed_to_one_result() {
+    if terraform().is_none() {
+        return;
+    }
+    let env = make_test_env();
+    let op_tok = token(&env, "operator", "ops");
+    let client = reqwest::Client::new();
+    for (i, phase) in PHASES.iter().enumerate() {
+        for point in ["before", "after"] {
+            let slug = format!("t{i}-{point}");
+            env.tenantry([
+                "tenant", "create", &slug, "--plan", "standard", "--region", "eu-west",
+            ])
+            .success();
+            let failpoint = format!("{phase}.{point}=crash");
+            let mut server = Server::start(&env, &[("TENANTRY_FAILPOINTS", &failpoint)]);
+            // The answer may or may not make it out before the worker crashes the process.
+            let _ = client
+                .post(server.url(&format!("/api/v1/infrastructure/tenants/{slug}/provision")))
+                .bearer_auth(&op_tok)
+                .json(&json!({ "tier": "professional", "region": "eu-west",
+                               "cloudProvider": "LOCAL", "configuration": configuration(10) }))
+                .send()
+                .await;
+            wait_for_crash(&mut server);
+            drop(server);
+
+            let resumed = env.json(&["ops", "resume"]);
+            assert_eq!(
+                resumed.as_array().unwrap().len(),
+                1,
+                "{failpoint}: {resumed}"
+            );
+            assert_eq!(resumed[0]["state"], "succeeded", "{failpoint}: {resumed}");
+            let id = env.json(&["tenant", "show", &slug])["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let server = Server::start(&env, &[]);
+            let api = CheckedApi {
+                client: client.clone(),
+                server: &server,
+                spec: Spec::load(),
+            };
+            let infra = api
+                .get(
+                    BASE,
+                    &format!("/api/v1/infrastructure/tenants/{slug}"),
+                    &op_tok,
+                )
+                .await;
+            assert_eq!(infra["status"], "ACTIVE", "{failpoint}: {infra}");
+            assert_eq!(infra["outputs"]["storage_gb"], 10, "{failpoint}: {infra}");
+            let state = env
+                .path()
+                .join(format!("data/terraform/tenants/{id}.tfstate"));
+            let resources: Value =
+                serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+            assert_eq!(
+                resources["resources"].as_array().unwrap().len(),
+                3,
+                "{failpoint}: each resource exactly once"
+            );
+            let transitions = api
+                .get(
+                    "/api/v1/infrastructure/tenants/{tenantId}/transitions",
+                    &format!("/api/v1/infrastructure/tenants/{slug}/transitions"),
+                    &op_tok,
+                )
+                .await;
+            let to: Vec<&str> = transitions
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["toState"].as_str().unwrap())
+                .collect();
+            assert_eq!(to, ["PROVISIONING", "ACTIVE"], "{failpoint}");
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// A running `tenantry serve`, stopped when dropped.
 pub struct Server {
-    child: Child,
+    pub child: Child,
     pub base: String,
 }
 
