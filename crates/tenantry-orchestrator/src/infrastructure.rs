@@ -120,6 +120,14 @@ impl Orchestrator {
             .map_err(|e| OrchestratorError::InvalidRequest(e.to_string()))
     }
 
+    /// The tenant with this id, or else this slug (the infrastructure API takes either).
+    pub async fn tenant_by_ref(&self, tenant_ref: &str) -> Result<Tenant> {
+        Ok(match tenant_ref.parse::<TenantId>() {
+            Ok(id) => self.catalog.tenant(id).await?,
+            Err(_) => self.catalog.tenant_by_slug(tenant_ref).await?,
+        })
+    }
+
     /// The module directory of `tier`: `<modules>/<tier>/`, else `<modules>/default/`.
     fn module_of(&self, tier: &str) -> Result<PathBuf> {
         let modules = &self
@@ -152,10 +160,7 @@ impl Orchestrator {
         actor: &str,
     ) -> Result<(Tenant, Operation)> {
         self.terraform().await?;
-        let tenant = match tenant_ref.parse::<TenantId>() {
-            Ok(id) => self.catalog.tenant(id).await?,
-            Err(_) => self.catalog.tenant_by_slug(tenant_ref).await?,
-        };
+        let tenant = self.tenant_by_ref(tenant_ref).await?;
         if matches!(tenant.state, TenantState::Deleting | TenantState::Deleted) {
             return Err(OrchestratorError::InvalidRequest(format!(
                 "tenant {} is {}; it can have no infrastructure",

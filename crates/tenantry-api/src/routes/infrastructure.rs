@@ -18,17 +18,8 @@ use tenantry_api_types::requests::{
 use tenantry_api_types::responses::{
     Accepted, InfrastructureOperation, InfrastructureTransition, TenantInfrastructure,
 };
-use tenantry_catalog::model::{OperationKind, StepState, Tenant};
-use tenantry_core::TenantId;
+use tenantry_catalog::model::{OperationKind, StepState};
 use tenantry_orchestrator::InfraRequest;
-
-async fn tenant_of(state: &AppState, tenant_ref: &str) -> Result<Tenant, Problem> {
-    let catalog = state.orch.catalog();
-    Ok(match tenant_ref.parse::<TenantId>() {
-        Ok(id) => catalog.tenant(id).await?,
-        Err(_) => catalog.tenant_by_slug(tenant_ref).await?,
-    })
-}
 
 fn configuration(c: InfrastructureConfiguration) -> serde_json::Value {
     serde_json::to_value(c).expect("a configuration serialises")
@@ -100,7 +91,7 @@ pub async fn update(
     Path(tenant_ref): Path<String>,
     ApiJson(body): ApiJson<UpdateInfrastructure>,
 ) -> Result<Response, Problem> {
-    let tenant = tenant_of(&state, &tenant_ref).await?;
+    let tenant = state.orch.tenant_by_ref(&tenant_ref).await?;
     let current = state
         .orch
         .catalog()
@@ -167,7 +158,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(tenant_ref): Path<String>,
 ) -> Result<axum::Json<TenantInfrastructure>, Problem> {
-    let tenant = tenant_of(&state, &tenant_ref).await?;
+    let tenant = state.orch.tenant_by_ref(&tenant_ref).await?;
     let catalog = state.orch.catalog();
     let record = catalog.infrastructure(tenant.id).await?.ok_or_else(|| {
         Problem::not_found(format!(
@@ -220,7 +211,7 @@ pub async fn transitions(
     State(state): State<AppState>,
     Path(tenant_ref): Path<String>,
 ) -> Result<axum::Json<Vec<InfrastructureTransition>>, Problem> {
-    let tenant = tenant_of(&state, &tenant_ref).await?;
+    let tenant = state.orch.tenant_by_ref(&tenant_ref).await?;
     let rows = state
         .orch
         .catalog()
