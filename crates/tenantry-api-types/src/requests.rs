@@ -72,6 +72,9 @@ pub struct ProvisionInfrastructure {
     #[schema(example = "AZURE")]
     pub cloud_provider: String,
     pub configuration: InfrastructureConfiguration,
+    /// Plan only: answer with what would change, record and apply nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// `PUT /api/v1/infrastructure/tenants/{tenantId}`: the new configuration (and tier).
@@ -82,4 +85,7 @@ pub struct UpdateInfrastructure {
     #[serde(default)]
     pub tier: Option<String>,
     pub configuration: InfrastructureConfiguration,
+    /// Plan only: answer with what would change, record and apply nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }

@@ -181,8 +181,8 @@ pub struct TenantInfrastructure {
     pub configuration: Value,
     /// Where Terraform keeps the tenant's state, relative to the backend.
     pub terraform_state_key: String,
-    /// The last plan: `add`, `change`, `destroy` and each resource's `address` and `action`.
-    pub plan: Option<Value>,
+    /// The last plan.
+    pub plan: Option<InfrastructurePlan>,
     /// The root module's outputs after the last apply.
     pub outputs: Option<Value>,
     /// Why the last operation failed (its step and Terraform's message).
@@ -221,4 +221,22 @@ pub struct InfrastructureTransition {
     pub trigger: String,
     pub details: Value,
     pub timestamp: DateTime<Utc>,
+}
+
+/// What a Terraform plan would do (a dry run's answer; the last plan on the entity).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InfrastructurePlan {
+    pub add: u64,
+    pub change: u64,
+    pub destroy: u64,
+    pub resources: Vec<PlannedResource>,
+}
+
+/// One resource a plan acts on.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PlannedResource {
+    /// e.g. `module.tenant.terraform_data.storage`.
+    pub address: String,
+    /// `create`, `update`, `delete`, `replace`, …
+    pub action: String,
 }

@@ -99,6 +99,42 @@ async fn provision_update_and_deprovision_through_the_api() {
         }
     };
 
+    // A dry run answers with the plan and records, queues and applies nothing.
+    let (status, planned) = api
+        .call(
+            "post",
+            "/api/v1/infrastructure/tenants/{tenantId}/provision",
+            "/api/v1/infrastructure/tenants/acme/provision",
+            &op_tok,
+            Some(
+                json!({ "tier": "professional", "region": "eu-west", "cloudProvider": "AZURE",
+                         "configuration": configuration(100), "dryRun": true }),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{planned}");
+    assert_eq!(
+        (&planned["add"], &planned["change"]),
+        (&json!(3), &json!(0))
+    );
+    let (status, _) = api
+        .call(
+            "get",
+            BASE,
+            "/api/v1/infrastructure/tenants/acme",
+            &op_tok,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        !env.path()
+            .join("data/terraform/tenants")
+            .read_dir()
+            .unwrap()
+            .any(|_| true)
+    );
+
     // Two tenants at once: each its own workspace and state.
     let mut accepted = Vec::new();
     for slug in ["acme", "globex"] {
@@ -175,7 +211,22 @@ async fn provision_update_and_deprovision_through_the_api() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     }
 
-    // An update plans exactly the one change and applies it.
+    // An update's dry run plans the one change; the update then plans and applies it.
+    let (status, planned) = api
+        .call(
+            "put",
+            BASE,
+            "/api/v1/infrastructure/tenants/acme",
+            &op_tok,
+            Some(json!({ "configuration": configuration(200), "dryRun": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{planned}");
+    assert_eq!(
+        (&planned["add"], &planned["change"]),
+        (&json!(0), &json!(1))
+    );
+    assert_eq!(entity("acme").await["outputs"]["storage_gb"], 100);
     let op = run(
         &api,
         "put",

@@ -175,6 +175,19 @@ impl Terraform {
         outputs: &[String],
     ) -> Result<PathBuf, TerraformError> {
         let dir = self.workspace(tenant);
+        self.render_in(&dir, tenant, module, variables, outputs)?;
+        Ok(dir)
+    }
+
+    fn render_in(
+        &self,
+        dir: &Path,
+        tenant: TenantId,
+        module: &Path,
+        variables: &Value,
+        outputs: &[String],
+    ) -> Result<(), TerraformError> {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|source| TerraformError::Io {
             action: "creating",
             path: dir.clone(),
@@ -211,7 +224,7 @@ impl Terraform {
                 source,
             },
         )?;
-        Ok(dir)
+        Ok(())
     }
 
     /// Runs terraform in the tenant's workspace, streaming its output lines to `log`.
@@ -222,12 +235,24 @@ impl Terraform {
         args: &[&str],
         log: &(dyn Fn(&str) + Sync),
     ) -> Result<(i32, String), TerraformError> {
+        self.run_in(&self.workspace(tenant), tenant, command, args, log)
+            .await
+    }
+
+    /// Runs terraform in `dir` for `tenant`, streaming its output lines to `log`.
+    async fn run_in(
+        &self,
+        dir: &Path,
+        tenant: TenantId,
+        command: &'static str,
+        args: &[&str],
+        log: &(dyn Fn(&str) + Sync),
+    ) -> Result<(i32, String), TerraformError> {
         let _slot = self
             .running
             .acquire()
             .await
             .expect("semaphore is never closed");
-        let dir = self.workspace(tenant);
         let cli_config = self.config.workspaces.join("terraformrc");
         if !cli_config.exists() {
             let text = format!("plugin_cache_dir = {:?}\n", self.config.plugin_cache);
@@ -239,7 +264,7 @@ impl Terraform {
         }
         let mut child = Command::new(&self.config.binary)
             .args(args)
-            .current_dir(&dir)
+            .current_dir(dir)
             .env("TF_IN_AUTOMATION", "1")
             .env("TF_INPUT", "0")
             .env("TF_CLI_CONFIG_FILE", &cli_config)
@@ -287,7 +312,15 @@ impl Terraform {
         args: &[&str],
         log: &(dyn Fn(&str) + Sync),
     ) -> Result<(), TerraformError> {
-        match self.run(tenant, command, args, log).await? {
+        Self::succeeded(tenant, command, self.run(tenant, command, args, log).await?)
+    }
+
+    fn succeeded(
+        tenant: TenantId,
+        command: &'static str,
+        (code, stderr): (i32, String),
+    ) -> Result<(), TerraformError> {
+        match (code, stderr) {
             (0, _) => Ok(()),
             (_, stderr) => Err(TerraformError::Failed {
                 command,
@@ -323,6 +356,16 @@ impl Terraform {
     }
 
     async fn show_json(&self, tenant: TenantId, plan: &Path) -> Result<Value, TerraformError> {
+        self.show_json_in(&self.workspace(tenant), tenant, plan)
+            .await
+    }
+
+    async fn show_json_in(
+        &self,
+        dir: &Path,
+        tenant: TenantId,
+        plan: &Path,
+    ) -> Result<Value, TerraformError> {
         let _slot = self
             .running
             .acquire()
@@ -331,7 +374,7 @@ impl Terraform {
         let out = Command::new(&self.config.binary)
             .args(["show", "-json", "-no-color"])
             .arg(plan)
-            .current_dir(self.workspace(tenant))
+            .current_dir(dir)
             .env(
                 "TF_CLI_CONFIG_FILE",
                 self.config.workspaces.join("terraformrc"),
@@ -354,6 +397,53 @@ impl Terraform {
             what: "plan",
             problem: e.to_string(),
         })
+    }
+
+    /// What applying `module` with `variables` would change for the tenant, planned against its
+    /// current state in a scratch workspace that is removed afterwards: the tenant's workspace,
+    /// saved plan and state are left as they were (the state is only read, without its lock),
+    /// so a dry run never disturbs an operation under way.
+    pub async fn preview(
+        &self,
+        tenant: TenantId,
+        module: &Path,
+        variables: &Value,
+        outputs: &[String],
+        log: &(dyn Fn(&str) + Sync),
+    ) -> Result<PlanSummary, TerraformError> {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = self
+            .config
+            .workspaces
+            .join("previews")
+            .join(format!("{tenant}-{}-{nonce}", std::process::id()));
+        let planned = async {
+            self.render_in(&dir, tenant, module, variables, outputs)?;
+            let init = ["init", "-input=false", "-no-color"];
+            Self::succeeded(
+                tenant,
+                "init",
+                self.run_in(&dir, tenant, "init", &init, log).await?,
+            )?;
+            let plan_file = dir.join("preview.tfplan");
+            let out = format!("-out={}", plan_file.display());
+            let args = ["plan", "-input=false", "-no-color", "-lock=false", &out];
+            Self::succeeded(
+                tenant,
+                "plan",
+                self.run_in(&dir, tenant, "plan", &args, log).await?,
+            )?;
+            Ok(summarise(
+                &self.show_json_in(&dir, tenant, &plan_file).await?,
+            ))
+        }
+        .await;
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a preview workspace");
+        }
+        planned
     }
 
     /// Applies exactly the saved plan and returns the root module's outputs (name → value).

@@ -159,6 +159,79 @@ impl Orchestrator {
         request: Option<InfraRequest>,
         actor: &str,
     ) -> Result<(Tenant, Operation)> {
+        let (tenant, request, steps) = self.check_infrastructure(tenant_ref, kind, request).await?;
+        let op = NewOperation {
+            id: Uuid::now_v7(),
+            kind,
+            steps: steps.to_vec(),
+            params: json!({ "requested_by": actor, "request": request }),
+        };
+        let op = self.catalog.create_operation(tenant.id, op).await?;
+        Ok((tenant, op))
+    }
+
+    /// A dry run of a provision or update: the plan's summary (resources to add, change and
+    /// destroy) against the tenant's current state, with nothing recorded, queued or applied.
+    pub async fn preview_infrastructure(
+        &self,
+        tenant_ref: &str,
+        kind: OperationKind,
+        request: InfraRequest,
+    ) -> Result<Value> {
+        let (tenant, request, _) = self
+            .check_infrastructure(tenant_ref, kind, Some(request))
+            .await?;
+        let namespace = namespace_of(&tenant);
+        let (module, variables, outputs) = self.root_inputs(&tenant, &request, &namespace)?;
+        let log = |line: &str| tracing::info!(terraform = line);
+        let summary = self
+            .terraform()
+            .await?
+            .preview(tenant.id, &module, &variables, &outputs, &log)
+            .await
+            .map_err(|e| OrchestratorError::InvalidRequest(e.to_string()))?;
+        Ok(plan_json(&summary))
+    }
+
+    /// The tier's module, the variables it declares filled from the tenant and the request, and
+    /// the outputs it declares.
+    fn root_inputs(
+        &self,
+        tenant: &Tenant,
+        request: &InfraRequest,
+        namespace: &str,
+    ) -> Result<(PathBuf, Value, Vec<String>)> {
+        let module = self.module_of(&request.tier)?;
+        let (declared, outputs) = module_interface(&module).map_err(|e| {
+            OrchestratorError::InvalidRequest(format!("reading module {}: {e}", module.display()))
+        })?;
+        let mut available = serde_json::Map::new();
+        available.insert("tenant_id".into(), tenant.id.to_string().into());
+        available.insert("tenant_slug".into(), tenant.slug.clone().into());
+        available.insert("region".into(), request.region.clone().into());
+        available.insert(
+            "cloud_provider".into(),
+            request.cloud_provider.clone().into(),
+        );
+        available.insert("tier".into(), request.tier.clone().into());
+        available.insert("namespace".into(), namespace.into());
+        if let Some(config) = request.configuration.as_object() {
+            for (k, v) in config {
+                available.insert(snake_case(k), v.clone());
+            }
+        }
+        available.retain(|k, _| declared.contains(k));
+        Ok((module, Value::Object(available), outputs))
+    }
+
+    /// Checks an infrastructure request against the tenant and the configuration; returns the
+    /// tenant, the request to run and the operation's steps.
+    async fn check_infrastructure(
+        &self,
+        tenant_ref: &str,
+        kind: OperationKind,
+        request: Option<InfraRequest>,
+    ) -> Result<(Tenant, InfraRequest, &'static [&'static str])> {
         self.terraform().await?;
         let tenant = self.tenant_by_ref(tenant_ref).await?;
         if matches!(tenant.state, TenantState::Deleting | TenantState::Deleted) {
@@ -226,14 +299,7 @@ impl Orchestrator {
             ));
         }
         self.module_of(&request.tier)?;
-        let op = NewOperation {
-            id: Uuid::now_v7(),
-            kind,
-            steps: steps.to_vec(),
-            params: json!({ "requested_by": actor, "request": request }),
-        };
-        let op = self.catalog.create_operation(tenant.id, op).await?;
-        Ok((tenant, op))
+        Ok((tenant, request, steps))
     }
 
     fn request_of(op: &Operation) -> Result<InfraRequest, StepError> {
@@ -301,7 +367,7 @@ impl Orchestrator {
                     tier: request.tier.clone(),
                     cloud_provider: request.cloud_provider.clone(),
                     region: request.region.clone(),
-                    namespace: format!("tenant-{}", tenant.slug),
+                    namespace: namespace_of(&tenant),
                     configuration: request.configuration.clone(),
                     state_key: Terraform::state_key(tenant.id),
                     plan: existing.as_ref().and_then(|e| e.plan.clone()),
@@ -322,27 +388,15 @@ impl Orchestrator {
             }
             "plan" => {
                 let mut record = self.record_of(tenant.id).await?;
-                let module = self.module_of(&record.tier)?;
-                let (declared, outputs) = module_interface(&module).map_err(|e| {
-                    StepError::permanent(format!("reading module {}: {e}", module.display()))
-                })?;
-                let mut available = serde_json::Map::new();
-                available.insert("tenant_id".into(), tenant.id.to_string().into());
-                available.insert("tenant_slug".into(), tenant.slug.clone().into());
-                available.insert("region".into(), record.region.clone().into());
-                available.insert(
-                    "cloud_provider".into(),
-                    record.cloud_provider.clone().into(),
-                );
-                available.insert("tier".into(), record.tier.clone().into());
-                available.insert("namespace".into(), record.namespace.clone().into());
-                if let Some(config) = record.configuration.as_object() {
-                    for (k, v) in config {
-                        available.insert(snake_case(k), v.clone());
-                    }
-                }
-                available.retain(|k, _| declared.contains(k));
-                tf.render(tenant.id, &module, &Value::Object(available), &outputs)?;
+                let recorded = InfraRequest {
+                    tier: record.tier.clone(),
+                    region: record.region.clone(),
+                    cloud_provider: record.cloud_provider.clone(),
+                    configuration: record.configuration.clone(),
+                };
+                let (module, variables, outputs) =
+                    self.root_inputs(&tenant, &recorded, &record.namespace)?;
+                tf.render(tenant.id, &module, &variables, &outputs)?;
                 let summary = tf.plan(tenant.id, destroying, &log).await?;
                 tracing::info!(
                     add = summary.add,
@@ -487,6 +541,11 @@ impl Orchestrator {
         }
         Ok(())
     }
+}
+
+/// The tenant's namespace: `tenant-<slug>`.
+fn namespace_of(tenant: &Tenant) -> String {
+    format!("tenant-{}", tenant.slug)
 }
 
 /// A plan's summary as stored on the record and served by the API.

@@ -11,18 +11,41 @@ use crate::problem::Problem;
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tenantry_api_types::requests::{
     InfrastructureConfiguration, ProvisionInfrastructure, UpdateInfrastructure,
 };
 use tenantry_api_types::responses::{
-    Accepted, InfrastructureOperation, InfrastructureTransition, TenantInfrastructure,
+    Accepted, InfrastructureOperation, InfrastructurePlan, InfrastructureTransition,
+    TenantInfrastructure,
 };
 use tenantry_catalog::model::{OperationKind, StepState};
 use tenantry_orchestrator::InfraRequest;
 
 fn configuration(c: InfrastructureConfiguration) -> serde_json::Value {
     serde_json::to_value(c).expect("a configuration serialises")
+}
+
+/// The stored or previewed plan, in its wire shape.
+fn plan(value: serde_json::Value) -> Result<InfrastructurePlan, Problem> {
+    serde_json::from_value(value).map_err(|e| {
+        tracing::error!(error = %e, "a plan summary does not have its wire shape");
+        Problem::internal()
+    })
+}
+
+/// A dry run: the plan's summary, nothing recorded or queued.
+async fn preview(
+    state: &AppState,
+    tenant_ref: &str,
+    kind: OperationKind,
+    request: InfraRequest,
+) -> Result<Response, Problem> {
+    let summary = state
+        .orch
+        .preview_infrastructure(tenant_ref, kind, request)
+        .await?;
+    Ok(axum::Json(plan(summary)?).into_response())
 }
 
 async fn queue(
@@ -47,6 +70,7 @@ async fn queue(
     request_body = ProvisionInfrastructure,
     responses(
         (status = 202, description = "Provisioning queued", body = Accepted),
+        (status = 200, description = "Dry run: the plan", body = InfrastructurePlan),
         (status = 404, body = crate::problem::Problem),
         (status = 409, description = "Another operation of the tenant is under way", body = crate::problem::Problem),
         (status = 422, description = "Invalid request (region, cloud provider, tier, infrastructure that exists)", body = crate::problem::Problem),
@@ -64,6 +88,9 @@ pub async fn provision(
         cloud_provider: body.cloud_provider,
         configuration: configuration(body.configuration),
     };
+    if body.dry_run {
+        return preview(&state, &tenant_ref, OperationKind::InfraProvision, request).await;
+    }
     queue(
         &state,
         &caller,
@@ -80,6 +107,7 @@ pub async fn provision(
     request_body = UpdateInfrastructure,
     responses(
         (status = 202, description = "Update queued", body = Accepted),
+        (status = 200, description = "Dry run: the plan", body = InfrastructurePlan),
         (status = 404, body = crate::problem::Problem),
         (status = 409, body = crate::problem::Problem),
         (status = 422, body = crate::problem::Problem),
@@ -112,6 +140,9 @@ pub async fn update(
         cloud_provider: current.cloud_provider,
         configuration: configuration(body.configuration),
     };
+    if body.dry_run {
+        return preview(&state, &tenant_ref, OperationKind::InfraUpdate, request).await;
+    }
     queue(
         &state,
         &caller,
@@ -193,7 +224,7 @@ pub async fn show(
         namespace: record.namespace,
         configuration: record.configuration,
         terraform_state_key: record.state_key,
-        plan: record.plan,
+        plan: record.plan.map(plan).transpose()?,
         outputs: record.outputs,
         error: record.error,
         operation,
