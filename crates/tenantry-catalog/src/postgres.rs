@@ -903,6 +903,7 @@ impl CatalogStore for PgCatalog {
         &self,
         infra: &Infrastructure,
         transition: Option<NewInfraTransition>,
+        events: Vec<NewEvent>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let now = Utc::now();
@@ -947,6 +948,7 @@ impl CatalogStore for PgCatalog {
             .execute(&mut *tx)
             .await?;
         }
+        insert_events(&mut tx, infra.tenant_id, &events, now).await?;
         tx.commit().await?;
         Ok(())
     }

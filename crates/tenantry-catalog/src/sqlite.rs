@@ -842,6 +842,7 @@ impl CatalogStore for SqliteCatalog {
         &self,
         infra: &Infrastructure,
         transition: Option<NewInfraTransition>,
+        events: Vec<NewEvent>,
     ) -> Result<()> {
         let mut tx = self.write().await?;
         let now = Utc::now();
@@ -886,6 +887,7 @@ impl CatalogStore for SqliteCatalog {
             .execute(&mut *tx)
             .await?;
         }
+        insert_events(&mut tx, infra.tenant_id, &events, now).await?;
         tx.commit().await?;
         Ok(())
     }

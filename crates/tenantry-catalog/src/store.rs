@@ -140,11 +140,12 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// The tenant's infrastructure record, if it ever had one.
     async fn infrastructure(&self, tenant: TenantId) -> Result<Option<Infrastructure>>;
     /// Writes the tenant's infrastructure record (inserted, or replacing the tenant's one but
-    /// for its id and creation time) and, in the same transaction, `transition`.
+    /// for its id and creation time) and, in the same transaction, `transition` and `events`.
     async fn save_infrastructure(
         &self,
         infra: &Infrastructure,
         transition: Option<NewInfraTransition>,
+        events: Vec<NewEvent>,
     ) -> Result<()>;
     /// Every status change of the tenant's infrastructure, oldest first.
     async fn infrastructure_transitions(&self, tenant: TenantId) -> Result<Vec<InfraTransition>>;

@@ -1192,7 +1192,7 @@ async fn infrastructure_records_and_their_transitions(c: Arc<dyn CatalogStore>) 
         trigger: "provision requested".into(),
         details: serde_json::json!({ "operation": "x" }),
     };
-    c.save_infrastructure(&infra, Some(requested))
+    c.save_infrastructure(&infra, Some(requested), vec![])
         .await
         .unwrap();
     // Saving again (a step run twice) replaces the record but keeps its id.
@@ -1207,8 +1207,14 @@ async fn infrastructure_records_and_their_transitions(c: Arc<dyn CatalogStore>) 
         trigger: "provision complete".into(),
         details: serde_json::Value::Null,
     };
-    c.save_infrastructure(&infra, Some(done)).await.unwrap();
-    c.save_infrastructure(&infra, None).await.unwrap();
+    c.save_infrastructure(
+        &infra,
+        Some(done),
+        vec![event(EventType::InfrastructureReady)],
+    )
+    .await
+    .unwrap();
+    c.save_infrastructure(&infra, None, vec![]).await.unwrap();
 
     let stored = c.infrastructure(t.id).await.unwrap().unwrap();
     assert_eq!(stored.id, first_id);
@@ -1227,4 +1233,10 @@ async fn infrastructure_records_and_their_transitions(c: Arc<dyn CatalogStore>) 
         ]
     );
     assert_eq!(transitions[0].details["operation"], "x");
+    // The event written with the record, in the same transaction.
+    let events = c.events(Some(t.id), 0, 100).await.unwrap();
+    assert_eq!(
+        events.last().unwrap().event_type,
+        EventType::InfrastructureReady
+    );
 }

@@ -65,6 +65,9 @@ pub enum Command {
     Pool(PoolCommand),
     /// Bring tenant spaces to the application's latest migration
     Migrate(MigrateArgs),
+    /// Compare each tenant's infrastructure with its declared configuration once, and repair
+    /// what drifted (`tenantry serve` does this on its interval)
+    Reconcile(ReconcileArgs),
     /// Serve the REST API, run the worker and the event relay until stopped
     Serve(ServeArgs),
     /// API tokens
@@ -258,6 +261,13 @@ pub enum PoolCommand {
     },
     /// Databases waiting in the pool, per shard
     Status,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Only report what drifted; queue and apply nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -480,3 +480,108 @@ async fn a_crash_at_any_phase_is_resumed_to_one_result() {
         }
     }
 }
+
+/// Changes what the state says `terraform_data.storage` holds, as a hand edit would.
+fn edit_state(path: &std::path::Path, gb: u64) {
+    let mut state: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    state["serial"] = json!(state["serial"].as_u64().unwrap() + 1);
+    for resource in state["resources"].as_array_mut().unwrap() {
+        if resource["name"] == "storage" {
+            let attributes = &mut resource["instances"][0]["attributes"];
+            attributes["input"]["value"]["gb"] = json!(gb);
+            attributes["output"]["value"]["gb"] = json!(gb);
+        }
+    }
+    std::fs::write(path, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_is_found_by_one_reconcile_pass_and_gone_at_the_next() {
+    if terraform().is_none() {
+        return;
+    }
+    let env = make_test_env();
+    env.tenantry([
+        "tenant", "create", "acme", "--plan", "standard", "--region", "eu-west",
+    ])
+    .success();
+    let op_tok = token(&env, "operator", "ops");
+    {
+        let server = Server::start(&env, &[]);
+        let api = CheckedApi {
+            client: reqwest::Client::new(),
+            server: &server,
+            spec: Spec::load(),
+        };
+        let op = run(
+            &api,
+            "post",
+            "/api/v1/infrastructure/tenants/{tenantId}/provision",
+            "/api/v1/infrastructure/tenants/acme/provision",
+            &op_tok,
+            Some(
+                json!({ "tier": "professional", "region": "eu-west", "cloudProvider": "LOCAL",
+                         "configuration": configuration(100) }),
+            ),
+        )
+        .await;
+        assert_eq!(op["state"], "succeeded", "{op}");
+    }
+    let id = env.json(&["tenant", "show", "acme"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let state = env
+        .path()
+        .join(format!("data/terraform/tenants/{id}.tfstate"));
+
+    let clean = env.json(&["reconcile"]);
+    assert_eq!(clean[0]["drifted"], false, "{clean}");
+
+    edit_state(&state, 999);
+    let looked = env.json(&["reconcile", "--dry-run"]);
+    assert_eq!(looked[0]["drifted"], true, "{looked}");
+    assert_eq!(
+        looked[0]["repair"],
+        Value::Null,
+        "a dry run repairs nothing"
+    );
+
+    let repaired = env.json(&["reconcile"]);
+    assert_eq!(
+        (&repaired[0]["drifted"], &repaired[0]["outcome"]),
+        (&json!(true), &json!("succeeded")),
+        "{repaired}"
+    );
+    let after: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let storage = after["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "storage")
+        .unwrap();
+    assert_eq!(
+        storage["instances"][0]["attributes"]["input"]["value"]["gb"],
+        100
+    );
+    let again = env.json(&["reconcile"]);
+    assert_eq!(again[0]["drifted"], false, "{again}");
+
+    let events = env.json(&["events", "list", "--tenant", "acme"]);
+    let types: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .filter(|t| !t.starts_with("Tenant"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "InfrastructureReady",
+            "DriftDetected",
+            "InfrastructureReady",
+            "DriftRepaired"
+        ]
+    );
+}

@@ -259,6 +259,14 @@ pub struct InfrastructureConfig {
     /// How many Terraform processes may run at once.
     #[serde(default = "default_terraform_parallelism")]
     pub parallelism: usize,
+    /// How often `tenantry serve` looks for drift (a plan per tenant with active
+    /// infrastructure), in seconds.
+    #[serde(default = "default_reconcile_interval")]
+    pub reconcile_interval_secs: u64,
+}
+
+fn default_reconcile_interval() -> u64 {
+    300
 }
 
 fn default_terraform() -> String {

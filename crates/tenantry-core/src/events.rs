@@ -23,10 +23,20 @@ pub enum EventType {
     TenantDeleted,
     /// An operation on it failed; the payload names the step and the error.
     TenantFailed,
+    /// Its infrastructure was provisioned or updated and verified.
+    InfrastructureReady,
+    /// An infrastructure operation failed and was rolled back; the payload names the step.
+    InfrastructureFailed,
+    /// Its infrastructure was destroyed.
+    InfrastructureDeprovisioned,
+    /// The reconciler found its infrastructure differing from its declared configuration.
+    DriftDetected,
+    /// An update queued by the reconciler brought it back to its declared configuration.
+    DriftRepaired,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 12] = [
         EventType::TenantCreated,
         EventType::TenantProvisioned,
         EventType::TenantActivated,
@@ -34,6 +44,11 @@ impl EventType {
         EventType::TenantResumed,
         EventType::TenantDeleted,
         EventType::TenantFailed,
+        EventType::InfrastructureReady,
+        EventType::InfrastructureFailed,
+        EventType::InfrastructureDeprovisioned,
+        EventType::DriftDetected,
+        EventType::DriftRepaired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +60,11 @@ impl EventType {
             EventType::TenantResumed => "TenantResumed",
             EventType::TenantDeleted => "TenantDeleted",
             EventType::TenantFailed => "TenantFailed",
+            EventType::InfrastructureReady => "InfrastructureReady",
+            EventType::InfrastructureFailed => "InfrastructureFailed",
+            EventType::InfrastructureDeprovisioned => "InfrastructureDeprovisioned",
+            EventType::DriftDetected => "DriftDetected",
+            EventType::DriftRepaired => "DriftRepaired",
         }
     }
 }

@@ -25,8 +25,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use tenantry_catalog::model::{
-    InfraStatus, Infrastructure, NewInfraTransition, NewOperation, Operation, OperationKind, Tenant,
+    InfraStatus, Infrastructure, NewEvent, NewInfraTransition, NewOperation, Operation,
+    OperationKind, Tenant, TenantFilter,
 };
+use tenantry_core::events::EventType;
 use tenantry_core::{TenantId, TenantState};
 use tenantry_infra::terraform::{PlanSummary, Terraform, TerraformConfig};
 use uuid::Uuid;
@@ -47,6 +49,20 @@ pub const INFRA_DEPROVISION_PHASES: &[&str] = &["request", "plan", "apply", "com
 
 /// The document a tenant's services read their infrastructure from, in its storage prefix.
 pub const INFRA_DOCUMENT: &str = "infrastructure.json";
+
+/// The actor of the updates the reconciler queues to repair drift.
+pub const RECONCILER: &str = "reconciler";
+
+/// What one reconcile pass found for a tenant whose infrastructure is active.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftFinding {
+    pub tenant_id: TenantId,
+    pub slug: String,
+    /// Whether a fresh plan found the infrastructure differing from its configuration.
+    pub drifted: bool,
+    /// The update queued to repair it (none on a dry run or when nothing drifted).
+    pub repair: Option<Uuid>,
+}
 
 /// Cloud providers a request may name.
 pub const CLOUD_PROVIDERS: &[&str] = &["AZURE", "AWS", "GCP", "LOCAL"];
@@ -315,8 +331,8 @@ impl Orchestrator {
             .ok_or_else(|| StepError::permanent("the infrastructure record is missing"))
     }
 
-    /// Moves the record to `to`, recording the transition (once: a phase run again after a
-    /// crash finds the record already there and writes nothing new).
+    /// Moves the record to `to`, recording the transition and `events` (once: a phase run
+    /// again after a crash finds the record already there and writes nothing new).
     async fn set_infra_status(
         &self,
         mut record: Infrastructure,
@@ -324,19 +340,31 @@ impl Orchestrator {
         op: &Operation,
         trigger: &str,
         details: Value,
+        events: &[EventType],
     ) -> Result<(), StepError> {
-        let transition = (record.status != to).then(|| NewInfraTransition {
+        if record.status == to {
+            return Ok(());
+        }
+        let details = json!({ "operation": op.id, "kind": op.kind, "details": details });
+        let transition = NewInfraTransition {
             from: Some(record.status),
             to,
             trigger: trigger.to_owned(),
-            details: json!({ "operation": op.id, "kind": op.kind, "details": details }),
-        });
+            details: details.clone(),
+        };
+        let events = events
+            .iter()
+            .map(|&event_type| NewEvent {
+                event_type,
+                payload: json!({ "tenant_id": record.tenant_id, "status": to, "namespace": record.namespace, "outputs": record.outputs, "operation_id": op.id, "details": details }),
+            })
+            .collect();
         record.status = to;
         if to != InfraStatus::Failed {
             record.error = None;
         }
         self.catalog
-            .save_infrastructure(&record, transition)
+            .save_infrastructure(&record, Some(transition), events)
             .await?;
         Ok(())
     }
@@ -383,7 +411,7 @@ impl Orchestrator {
                     details: json!({ "operation": op.id, "request": request, "requested_by": op.params["requested_by"] }),
                 };
                 self.catalog
-                    .save_infrastructure(&record, Some(transition))
+                    .save_infrastructure(&record, Some(transition), vec![])
                     .await?;
             }
             "plan" => {
@@ -405,7 +433,9 @@ impl Orchestrator {
                     "planned"
                 );
                 record.plan = Some(plan_json(&summary));
-                self.catalog.save_infrastructure(&record, None).await?;
+                self.catalog
+                    .save_infrastructure(&record, None, vec![])
+                    .await?;
             }
             "apply" if destroying => tf.destroy(tenant.id, &log).await?,
             "apply" => {
@@ -432,7 +462,9 @@ impl Orchestrator {
             "deploy" => {
                 let mut record = self.record_of(tenant.id).await?;
                 record.outputs = Some(tf.outputs(tenant.id).await?);
-                self.catalog.save_infrastructure(&record, None).await?;
+                self.catalog
+                    .save_infrastructure(&record, None, vec![])
+                    .await?;
             }
             "configure" => {
                 let record = self.record_of(tenant.id).await?;
@@ -476,15 +508,29 @@ impl Orchestrator {
             }
             "complete" => {
                 let record = self.record_of(tenant.id).await?;
-                let (to, trigger) = if destroying {
+                let (to, trigger, events) = if destroying {
                     self.storage
                         .remove_document(&tenant.region, tenant.id, INFRA_DOCUMENT)
                         .await?;
-                    (InfraStatus::Deprovisioned, "deprovisioned")
+                    (
+                        InfraStatus::Deprovisioned,
+                        "deprovisioned",
+                        &[EventType::InfrastructureDeprovisioned][..],
+                    )
+                } else if op.params["requested_by"] == RECONCILER {
+                    (
+                        InfraStatus::Active,
+                        "drift repaired",
+                        &[EventType::InfrastructureReady, EventType::DriftRepaired][..],
+                    )
                 } else {
-                    (InfraStatus::Active, "ready")
+                    (
+                        InfraStatus::Active,
+                        "ready",
+                        &[EventType::InfrastructureReady][..],
+                    )
                 };
-                self.set_infra_status(record, to, op, trigger, Value::Null)
+                self.set_infra_status(record, to, op, trigger, Value::Null, events)
                     .await?;
             }
             other => return Err(StepError::permanent(format!("unknown step {other:?}"))),
@@ -519,6 +565,82 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// One reconcile pass over infrastructure: for every active tenant whose infrastructure is
+    /// `ACTIVE`, a fresh plan against its recorded configuration; a difference is a
+    /// `DriftDetected` event and (unless `dry_run`) an update queued on the reconciler's behalf,
+    /// whose apply repairs it (`DriftRepaired`). Suspended tenants are left alone. A tenant
+    /// with an operation under way is skipped this pass.
+    pub async fn reconcile_infrastructure(&self, dry_run: bool) -> Result<Vec<DriftFinding>> {
+        let tf = self.terraform().await?;
+        let tenants = self
+            .catalog
+            .tenants(&TenantFilter {
+                state: Some(TenantState::Active),
+                ..TenantFilter::default()
+            })
+            .await?;
+        let log = |line: &str| tracing::debug!(terraform = line);
+        let mut findings = Vec::new();
+        for tenant in tenants {
+            let Some(record) = self.catalog.infrastructure(tenant.id).await? else {
+                continue;
+            };
+            if record.status != InfraStatus::Active {
+                continue;
+            }
+            let recorded = InfraRequest {
+                tier: record.tier.clone(),
+                region: record.region.clone(),
+                cloud_provider: record.cloud_provider.clone(),
+                configuration: record.configuration.clone(),
+            };
+            let (module, variables, outputs) =
+                self.root_inputs(&tenant, &recorded, &record.namespace)?;
+            let summary = tf
+                .preview(tenant.id, &module, &variables, &outputs, &log)
+                .await
+                .map_err(|e| OrchestratorError::InvalidRequest(e.to_string()))?;
+            let drifted = !summary.is_empty();
+            let mut finding = DriftFinding {
+                tenant_id: tenant.id,
+                slug: tenant.slug.clone(),
+                drifted,
+                repair: None,
+            };
+            if drifted && !dry_run {
+                match self
+                    .request_infrastructure(
+                        &tenant.id.to_string(),
+                        OperationKind::InfraUpdate,
+                        None,
+                        RECONCILER,
+                    )
+                    .await
+                {
+                    Ok((_, op)) => {
+                        let event = NewEvent {
+                            event_type: EventType::DriftDetected,
+                            payload: json!({ "tenant_id": tenant.id, "plan": plan_json(&summary), "repair": op.id }),
+                        };
+                        self.catalog
+                            .save_infrastructure(&record, None, vec![event])
+                            .await?;
+                        tracing::warn!(tenant = %tenant.slug, operation = %op.id, "infrastructure drifted; repair queued");
+                        finding.repair = Some(op.id);
+                    }
+                    Err(OrchestratorError::Catalog(
+                        tenantry_catalog::CatalogError::OperationInProgress { .. },
+                    )) => {
+                        tracing::info!(tenant = %tenant.slug, "an operation is under way; drift is looked at next pass");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            findings.push(finding);
+        }
+        Ok(findings)
+    }
+
     /// Records a rolled-back infrastructure operation: the record ends `FAILED` with the step
     /// and the error (a provision whose apply failed was destroyed first, by its undo).
     pub(crate) async fn fail_infrastructure(
@@ -535,6 +657,7 @@ impl Orchestrator {
                 op,
                 "rolled back",
                 json!({ "step": step, "error": error }),
+                &[EventType::InfrastructureFailed],
             )
             .await
             .map_err(|e| OrchestratorError::InvalidRequest(e.message))?;

@@ -6,6 +6,7 @@ mod listing;
 mod migrate;
 mod ops;
 mod pool;
+mod reconcile;
 mod serve;
 mod shard;
 mod tenant;
@@ -25,6 +26,7 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Command::Shard(cmd) => shard::run(cli, cmd).await,
         Command::Pool(cmd) => pool::run(cli, cmd).await,
         Command::Migrate(args) => migrate::run(cli, args).await,
+        Command::Reconcile(args) => reconcile::run(cli, args).await,
         Command::Serve(args) => serve::run(cli, args).await,
         Command::Token(cmd) => token::run(cli, cmd).await,
         Command::Openapi => {

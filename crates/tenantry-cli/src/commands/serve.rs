@@ -57,6 +57,23 @@ async fn worker(
     }
 }
 
+/// Looks for infrastructure drift every `every`; the repairs it queues are run by the worker.
+async fn reconcile(orch: Arc<Orchestrator>, every: Duration, stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stopped(stop.clone()) => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match orch.reconcile_infrastructure(false).await {
+            Ok(findings) => {
+                let drifted = findings.iter().filter(|f| f.drifted).count();
+                tracing::info!(checked = findings.len(), drifted, "reconcile pass");
+            }
+            Err(e) => tracing::warn!(error = %e, "reconcile pass failed"),
+        }
+    }
+}
+
 /// Finishes operations whose worker on this host died, without waiting for their leases.
 async fn take_over_dead_workers(orch: &Orchestrator) {
     let Ok(open) = orch.open_operations().await else {
@@ -130,6 +147,10 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let interval = Duration::from_secs(args.interval.max(1));
     let worker = tokio::spawn(worker(orch.clone(), work, interval, stop_rx.clone()));
+    let reconciler = config.infrastructure.as_ref().map(|infra| {
+        let every = Duration::from_secs(infra.reconcile_interval_secs.max(1));
+        tokio::spawn(reconcile(orch.clone(), every, stop_rx.clone()))
+    });
     let relay = Relay::new(orch.catalog().clone(), sinks);
     let relay_interval = Duration::from_millis(config.events.relay_interval_ms.max(50));
     let relay = tokio::spawn({
@@ -145,6 +166,9 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         .await;
     let _ = stop_tx.send(true);
     let _ = tokio::join!(worker, relay);
+    if let Some(reconciler) = reconciler {
+        let _ = reconciler.await;
+    }
     tracing::info!("stopped");
     served.context("serving HTTP")
 }
