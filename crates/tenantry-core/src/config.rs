@@ -27,6 +27,36 @@ const POSTGRES_HEAD: &str = include_str!("default_postgres.toml");
 /// The default configuration with the catalog and one shard per region on the PostgreSQL
 /// server of `admin_url` (a superuser URL such as `postgres://postgres@127.0.0.1:5432/postgres`);
 /// the catalog lives in its database `tenantry_catalog`.
+/// Turns on the `[infrastructure]` section the default files carry commented out (what
+/// `tenantry init` does when it finds Terraform).
+pub fn enable_infrastructure(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest)
+                if rest == "[infrastructure]"
+                    || ["terraform =", "modules =", "work ="]
+                        .iter()
+                        .any(|k| rest.starts_with(k)) =>
+            {
+                rest
+            }
+            _ => line,
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// Where `program` is: itself when it is a path to a file, else the first match on `PATH`.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let given = Path::new(program);
+    if given.components().count() > 1 {
+        return given.is_file().then(|| given.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
 pub fn default_toml_postgres(admin_url: &str) -> String {
     let server = admin_url
         .split('?')
@@ -419,6 +449,17 @@ impl Config {
         let mut problem = |key: String, problem: String| out.push(Problem { key, problem });
         let regions = || self.regions.keys().cloned().collect::<Vec<_>>().join(", ");
 
+        if let Some(infra) = &self.infrastructure
+            && find_program(&infra.terraform).is_none()
+        {
+            problem(
+                "infrastructure.terraform".into(),
+                format!(
+                    "{:?} is neither a file nor on PATH: install Terraform or OpenTofu (or give its path here), or remove the [infrastructure] section",
+                    infra.terraform
+                ),
+            );
+        }
         if !(self.catalog.url.starts_with("sqlite://") || self.catalog.url.starts_with("postgres"))
         {
             problem(
@@ -674,5 +715,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("telemetry"), "{msg}");
+    }
+
+    #[test]
+    fn infrastructure_is_off_by_default_and_init_turns_it_on() {
+        let dir = make_test_dir(DEFAULT_TOML);
+        let config = Config::load(&dir.path().join("tenantry.toml")).unwrap();
+        assert!(config.infrastructure.is_none());
+        let on = enable_infrastructure(DEFAULT_TOML);
+        assert!(on.contains("\n[infrastructure]\nterraform = \"terraform\"\n"));
+        assert!(on.contains("# turns this on when it finds Terraform"));
+    }
+
+    #[test]
+    fn a_terraform_binary_that_is_not_there_is_a_configuration_error() {
+        let text = enable_infrastructure(DEFAULT_TOML).replace(
+            "terraform = \"terraform\"",
+            "terraform = \"/nonexistent/terraform\"",
+        );
+        let dir = make_test_dir(&text);
+        let err = Config::load(&dir.path().join("tenantry.toml")).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("infrastructure.terraform"), "{message}");
+        assert!(
+            message.contains("install Terraform or OpenTofu"),
+            "{message}"
+        );
     }
 }

@@ -4,7 +4,9 @@ use crate::app_files::{INFRASTRUCTURE, STOREFRONT};
 use crate::cli::{Cli, InitArgs, Output};
 use crate::exit::BadInput;
 use anyhow::{Context, Result};
-use tenantry_core::config::{Config, DEFAULT_TOML, default_toml_postgres};
+use tenantry_core::config::{
+    Config, DEFAULT_TOML, default_toml_postgres, enable_infrastructure, find_program,
+};
 
 pub async fn run(cli: &Cli, args: &InitArgs) -> Result<()> {
     let config_path = args.dir.join("tenantry.toml");
@@ -38,6 +40,11 @@ pub async fn run(cli: &Cli, args: &InitArgs) -> Result<()> {
             default_toml_postgres(url)
         }
         None => DEFAULT_TOML.to_owned(),
+    };
+    // Per-tenant infrastructure needs Terraform: turned on only where it can run.
+    let text = match find_program("terraform") {
+        Some(_) => enable_infrastructure(&text),
+        None => text,
     };
     std::fs::write(&config_path, text)
         .with_context(|| format!("writing {}", config_path.display()))?;
