@@ -526,6 +526,10 @@ async fn drift_is_found_by_one_reconcile_pass_and_gone_at_the_next() {
         )
         .await;
         assert_eq!(op["state"], "succeeded", "{op}");
+        // `ops show` gives the plan the Plan phase stored.
+        let shown = env.json(&["ops", "show", op["id"].as_str().unwrap()]);
+        assert_eq!(shown["plan"]["add"], 3, "{shown}");
+        assert_eq!(shown["kind"], "infra_provision");
     }
     let id = env.json(&["tenant", "show", "acme"])["id"]
         .as_str()

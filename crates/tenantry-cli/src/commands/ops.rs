@@ -64,7 +64,23 @@ pub async fn run(cli: &Cli, cmd: &OpsCommand) -> Result<()> {
         }
         OpsCommand::Show { id } => {
             let op = orch.catalog().operation(parse_id(id)?).await?;
-            emit(cli.output, &op, print_operation);
+            // An infrastructure operation shows the plan its Plan phase stored (the tenant's
+            // latest) before Apply changed anything.
+            let plan = match op.kind.is_infrastructure() {
+                true => orch
+                    .catalog()
+                    .infrastructure(op.tenant_id)
+                    .await?
+                    .and_then(|i| i.plan),
+                false => None,
+            };
+            let view = OperationView { op, plan };
+            emit(cli.output, &view, |v| {
+                print_operation(&v.op);
+                if let Some(plan) = &v.plan {
+                    print_plan(plan);
+                }
+            });
         }
         OpsCommand::Resume { id } => {
             let ops = match id {
@@ -98,6 +114,29 @@ pub async fn run(cli: &Cli, cmd: &OpsCommand) -> Result<()> {
         OpsCommand::Steps { .. } => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// What `ops show` prints: the operation, and for infrastructure operations the plan.
+#[derive(serde::Serialize)]
+struct OperationView {
+    #[serde(flatten)]
+    op: Operation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<serde_json::Value>,
+}
+
+fn print_plan(plan: &serde_json::Value) {
+    println!(
+        "plan: {} to add, {} to change, {} to destroy",
+        plan["add"], plan["change"], plan["destroy"]
+    );
+    for resource in plan["resources"].as_array().into_iter().flatten() {
+        println!(
+            "  {} {}",
+            resource["action"].as_str().unwrap_or("?"),
+            resource["address"].as_str().unwrap_or("?")
+        );
+    }
 }
 
 fn print_operation(op: &Operation) {
