@@ -211,6 +211,51 @@ async fn provision_update_and_deprovision_through_the_api() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     }
 
+    // Bad input for a tenant without infrastructure: refused with what to change, nothing made.
+    env.tenantry([
+        "tenant", "create", "initech", "--plan", "standard", "--region", "eu-west",
+    ])
+    .success();
+    for (body, says) in [
+        (
+            json!({ "tier": "../../../etc", "region": "eu-west", "cloudProvider": "AZURE", "configuration": {} }),
+            "is not a tier name",
+        ),
+        (
+            json!({ "tier": "professional", "region": "eu-west", "cloudProvider": "OVH", "configuration": {} }),
+            "unknown cloudProvider",
+        ),
+        (
+            json!({ "tier": "professional", "region": "us-east", "cloudProvider": "AWS", "configuration": {} }),
+            "stays in its region",
+        ),
+    ] {
+        let (status, problem) = api
+            .call(
+                "post",
+                "/api/v1/infrastructure/tenants/{tenantId}/provision",
+                "/api/v1/infrastructure/tenants/initech/provision",
+                &op_tok,
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(says),
+            "{problem}"
+        );
+    }
+    let (status, _) = api
+        .call(
+            "get",
+            BASE,
+            "/api/v1/infrastructure/tenants/initech",
+            &op_tok,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     // An update's dry run plans the one change; the update then plans and applies it.
     let (status, planned) = api
         .call(

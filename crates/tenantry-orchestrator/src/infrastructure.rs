@@ -146,6 +146,17 @@ impl Orchestrator {
 
     /// The module directory of `tier`: `<modules>/<tier>/`, else `<modules>/default/`.
     fn module_of(&self, tier: &str) -> Result<PathBuf> {
+        // The tier names a directory: nothing that could climb out of the modules directory.
+        let well_formed = !tier.is_empty()
+            && tier.len() <= 63
+            && tier
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !well_formed {
+            return Err(OrchestratorError::InvalidRequest(format!(
+                "tier {tier:?} is not a tier name: use 1 to 63 letters, digits, '-' or '_'"
+            )));
+        }
         let modules = &self
             .config
             .infrastructure
