@@ -289,10 +289,26 @@ pub struct InfrastructureConfig {
     /// How many Terraform processes may run at once.
     #[serde(default = "default_terraform_parallelism")]
     pub parallelism: usize,
+    /// Where Terraform keeps tenants' states: absent, the local backend under `work`.
+    #[serde(default)]
+    pub backend: Option<TerraformBackend>,
     /// How often `tenantry serve` looks for drift (a plan per tenant with active
     /// infrastructure), in seconds.
     #[serde(default = "default_reconcile_interval")]
     pub reconcile_interval_secs: u64,
+}
+
+/// A Terraform backend for tenants' states, e.g. `{ type = "s3", bucket = "…", region = "…" }`.
+/// Tenantry adds each tenant's state key (`tenants/<tenant id>.tfstate`) as `key` (`prefix` for
+/// `gcs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TerraformBackend {
+    /// The backend type: `s3`, `azurerm`, `gcs`, `consul`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The backend's own settings (bucket, container, credentials' environment, …).
+    #[serde(flatten)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 fn default_reconcile_interval() -> u64 {
@@ -741,5 +757,17 @@ mod tests {
             message.contains("install Terraform or OpenTofu"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_backend_for_tenant_states_is_its_type_and_settings() {
+        let text = enable_infrastructure(DEFAULT_TOML)
+            .replace("terraform = \"terraform\"", "terraform = \"/bin/sh\"")
+            + "\n[infrastructure.backend]\ntype = \"azurerm\"\ncontainer_name = \"states\"\n";
+        let dir = make_test_dir(&text);
+        let config = Config::load(&dir.path().join("tenantry.toml")).unwrap();
+        let backend = config.infrastructure.unwrap().backend.unwrap();
+        assert_eq!(backend.kind, "azurerm");
+        assert_eq!(backend.settings["container_name"], "states");
     }
 }

@@ -61,6 +61,9 @@ pub struct TerraformConfig {
     pub plugin_cache: PathBuf,
     /// At most this many Terraform processes at once.
     pub parallelism: usize,
+    /// A backend other than the local one: its type and settings; each tenant's state key is
+    /// added as `key` (`prefix` for `gcs`).
+    pub backend: Option<(String, serde_json::Map<String, Value>)>,
 }
 
 /// The resources a plan would add, change and destroy.
@@ -209,7 +212,7 @@ impl Terraform {
             })
             .collect();
         let mut root = json!({
-            "terraform": { "backend": { "local": { "path": self.state_file(tenant).display().to_string() } } },
+            "terraform": { "backend": self.backend_block(tenant) },
             "module": { "tenant": module_block },
         });
         // Terraform refuses an empty `output` block.
@@ -225,6 +228,37 @@ impl Terraform {
             },
         )?;
         Ok(())
+    }
+
+    /// The root module's backend: the local one at [`Terraform::state_file`], or the configured
+    /// one with the tenant's state key.
+    fn backend_block(&self, tenant: TenantId) -> Value {
+        match &self.config.backend {
+            None => json!({ "local": { "path": self.state_file(tenant).display().to_string() } }),
+            Some((kind, settings)) => {
+                let mut settings = settings.clone();
+                let (name, key) = match kind.as_str() {
+                    "gcs" => ("prefix", format!("tenants/{tenant}")),
+                    _ => ("key", Self::state_key(tenant)),
+                };
+                settings.insert(name.to_owned(), key.into());
+                json!({ kind.clone(): settings })
+            }
+        }
+    }
+
+    /// Whether the tenant has a state with resources in it: the local file, or for another
+    /// backend what `terraform state list` finds.
+    pub async fn has_state(&self, tenant: TenantId) -> Result<bool, TerraformError> {
+        if self.config.backend.is_none() {
+            return Ok(self.state_file(tenant).exists());
+        }
+        let found = std::sync::Mutex::new(false);
+        let log = |_: &str| *found.lock().expect("flag") = true;
+        let (code, _) = self
+            .run(tenant, "state list", &["state", "list", "-no-color"], &log)
+            .await?;
+        Ok(code == 0 && *found.lock().expect("flag"))
     }
 
     /// Runs terraform in the tenant's workspace, streaming its output lines to `log`.

@@ -34,6 +34,7 @@ async fn driver(root: &Path) -> Option<Terraform> {
         state_root: root.join("state"),
         plugin_cache: root.join("plugins"),
         parallelism: 2,
+        backend: None,
     };
     match Terraform::new(config).await {
         Ok(t) => Some(t),
@@ -131,10 +132,64 @@ async fn a_missing_binary_is_a_clear_error() {
         state_root: root.path().join("s"),
         plugin_cache: root.path().join("p"),
         parallelism: 1,
+        backend: None,
     };
     let err = Terraform::new(config).await.err().expect("refused");
     assert!(
         err.to_string().contains("install Terraform or OpenTofu"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_configured_backend_gets_the_tenant_s_state_key() {
+    let root = tempfile::tempdir().unwrap();
+    let module = root.path().join("modules/standard");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::write(module.join("main.tf.json"), MODULE).unwrap();
+    let settings = json!({ "bucket": "tenant-states", "region": "eu-west-1" });
+    let config = TerraformConfig {
+        binary: std::env::var("TENANTRY_TERRAFORM").unwrap_or_else(|_| "terraform".into()),
+        workspaces: root.path().join("workspaces"),
+        state_root: root.path().join("state"),
+        plugin_cache: root.path().join("plugins"),
+        parallelism: 1,
+        backend: Some(("s3".into(), settings.as_object().unwrap().clone())),
+    };
+    let tf = match Terraform::new(config).await {
+        Ok(t) => t,
+        Err(e) => {
+            tenantry_testkit::missing::<()>(&format!("terraform ({e})"));
+            return;
+        }
+    };
+    let tenant = TenantId::generate();
+    let dir = tf.render(tenant, &module, &vars(tenant, 10), &[]).unwrap();
+    let root_module: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("main.tf.json")).unwrap()).unwrap();
+    assert_eq!(
+        root_module["terraform"]["backend"]["s3"],
+        json!({ "bucket": "tenant-states", "region": "eu-west-1", "key": format!("tenants/{tenant}.tfstate") })
+    );
+    // Terraform itself accepts the block (validation needs no backend access).
+    let status = std::process::Command::new("terraform")
+        .args(["init", "-backend=false", "-input=false", "-no-color"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status = std::process::Command::new("terraform")
+        .args(["validate", "-no-color"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
     );
 }

@@ -130,6 +130,10 @@ impl Orchestrator {
                     state_root: config.work.clone(),
                     plugin_cache: config.work.join("plugins"),
                     parallelism: config.parallelism,
+                    backend: config
+                        .backend
+                        .as_ref()
+                        .map(|b| (b.kind.clone(), b.settings.clone())),
                 })
             })
             .await
@@ -452,7 +456,7 @@ impl Orchestrator {
             "apply" => {
                 // Run again after a crash that followed a successful apply, the saved plan is
                 // stale; a fresh plan that finds nothing to change says it was applied.
-                if tf.state_file(tenant.id).exists() && !tf.drifted(tenant.id, &log).await? {
+                if tf.has_state(tenant.id).await? && !tf.drifted(tenant.id, &log).await? {
                     return Ok(());
                 }
                 let plan = PlanSummary {
@@ -493,11 +497,8 @@ impl Orchestrator {
             }
             "verify" => {
                 let mut problems = Vec::new();
-                if !tf.state_file(tenant.id).exists() {
-                    problems.push(format!(
-                        "no state at {}",
-                        tf.state_file(tenant.id).display()
-                    ));
+                if !tf.has_state(tenant.id).await? {
+                    problems.push(format!("no state at {}", Terraform::state_key(tenant.id)));
                 } else if tf.drifted(tenant.id, &log).await? {
                     problems.push("a fresh plan still finds changes to make".to_owned());
                 }
