@@ -471,6 +471,18 @@ async fn a_crash_at_any_phase_is_resumed_to_one_result() {
                 .await;
             wait_for_crash(&mut server);
             drop(server);
+            if *phase == "apply" && point == "before" {
+                // Stopped before Apply: the plan is already there to be read.
+                let ops = env.json(&["ops", "list"]);
+                let open = ops
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|o| o["state"] == "running")
+                    .expect("the interrupted operation");
+                let shown = env.json(&["ops", "show", open["id"].as_str().unwrap()]);
+                assert_eq!(shown["plan"]["add"], 3, "{shown}");
+            }
 
             let resumed = env.json(&["ops", "resume"]);
             assert_eq!(
@@ -615,6 +627,12 @@ async fn drift_is_found_by_one_reconcile_pass_and_gone_at_the_next() {
     );
     let again = env.json(&["reconcile"]);
     assert_eq!(again[0]["drifted"], false, "{again}");
+
+    // A suspended tenant's infrastructure is left as it is (by default).
+    env.tenantry(["tenant", "suspend", "acme"]).success();
+    edit_state(&state, 555);
+    let skipped = env.json(&["reconcile"]);
+    assert!(skipped.as_array().unwrap().is_empty(), "{skipped}");
 
     let events = env.json(&["events", "list", "--tenant", "acme"]);
     let types: Vec<&str> = events

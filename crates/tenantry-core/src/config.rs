@@ -296,6 +296,10 @@ pub struct InfrastructureConfig {
     /// infrastructure), in seconds.
     #[serde(default = "default_reconcile_interval")]
     pub reconcile_interval_secs: u64,
+    /// Whether the reconciler also repairs the infrastructure of suspended tenants (by default
+    /// it leaves them as they are).
+    #[serde(default)]
+    pub reconcile_suspended: bool,
 }
 
 /// A Terraform backend for tenants' states, e.g. `{ type = "s3", bucket = "…", region = "…" }`.

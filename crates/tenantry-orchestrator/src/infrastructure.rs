@@ -580,17 +580,25 @@ impl Orchestrator {
     /// One reconcile pass over infrastructure: for every active tenant whose infrastructure is
     /// `ACTIVE`, a fresh plan against its recorded configuration; a difference is a
     /// `DriftDetected` event and (unless `dry_run`) an update queued on the reconciler's behalf,
-    /// whose apply repairs it (`DriftRepaired`). Suspended tenants are left alone. A tenant
-    /// with an operation under way is skipped this pass.
+    /// whose apply repairs it (`DriftRepaired`). Suspended tenants are left alone unless
+    /// `infrastructure.reconcile_suspended` says otherwise. A tenant with an operation under
+    /// way is skipped this pass.
     pub async fn reconcile_infrastructure(&self, dry_run: bool) -> Result<Vec<DriftFinding>> {
         let tf = self.terraform().await?;
+        let suspended_too = self
+            .config
+            .infrastructure
+            .as_ref()
+            .is_some_and(|i| i.reconcile_suspended);
         let tenants = self
             .catalog
-            .tenants(&TenantFilter {
-                state: Some(TenantState::Active),
-                ..TenantFilter::default()
-            })
-            .await?;
+            .tenants(&TenantFilter::default())
+            .await?
+            .into_iter()
+            .filter(|t| {
+                t.state == TenantState::Active
+                    || (suspended_too && t.state == TenantState::Suspended)
+            });
         let log = |line: &str| tracing::debug!(terraform = line);
         let mut findings = Vec::new();
         for tenant in tenants {
