@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::api::{CheckedApi, Server, Spec, token};
+use common::api::{CheckedApi, Server, token};
 use common::make_test_env;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -13,11 +13,7 @@ async fn tenants_through_the_api_only() {
     let op_tok = token(&env, "operator", "ops");
     let read_tok = token(&env, "reader", "dashboard");
     let server = Server::start(&env, &[]);
-    let api = CheckedApi {
-        client: reqwest::Client::new(),
-        server: &server,
-        spec: Spec::load(),
-    };
+    let api = CheckedApi::new(&server);
     let client = &api.client;
 
     for (slug, plan, region, isolation) in [

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::api::{CheckedApi, Server, Spec, token};
+use common::api::{CheckedApi, Server, token};
 use common::make_test_env;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -81,11 +81,7 @@ async fn provision_update_and_deprovision_through_the_api() {
     }
     let op_tok = token(&env, "operator", "ops");
     let server = Server::start(&env, &[]);
-    let api = CheckedApi {
-        client: reqwest::Client::new(),
-        server: &server,
-        spec: Spec::load(),
-    };
+    let api = CheckedApi::new(&server);
     let entity = |slug: &'static str| {
         let api = &api;
         let tok = op_tok.clone();
@@ -381,11 +377,7 @@ async fn a_module_that_fails_to_apply_leaves_nothing_and_says_why() {
     .unwrap();
     let op_tok = token(&env, "operator", "ops");
     let server = Server::start(&env, &[]);
-    let api = CheckedApi {
-        client: reqwest::Client::new(),
-        server: &server,
-        spec: Spec::load(),
-    };
+    let api = CheckedApi::new(&server);
     let op = run(
         &api,
         "post",
@@ -496,11 +488,7 @@ async fn a_crash_at_any_phase_is_resumed_to_one_result() {
                 .unwrap()
                 .to_owned();
             let server = Server::start(&env, &[]);
-            let api = CheckedApi {
-                client: client.clone(),
-                server: &server,
-                spec: Spec::load(),
-            };
+            let api = CheckedApi::new(&server);
             let infra = api
                 .get(
                     BASE,
@@ -565,11 +553,7 @@ async fn drift_is_found_by_one_reconcile_pass_and_gone_at_the_next() {
     let op_tok = token(&env, "operator", "ops");
     {
         let server = Server::start(&env, &[]);
-        let api = CheckedApi {
-            client: reqwest::Client::new(),
-            server: &server,
-            spec: Spec::load(),
-        };
+        let api = CheckedApi::new(&server);
         let op = run(
             &api,
             "post",

@@ -78,6 +78,18 @@ pub struct InfraRequest {
     pub configuration: Value,
 }
 
+impl InfraRequest {
+    /// What the tenant's infrastructure was last asked to be.
+    fn recorded(record: &Infrastructure) -> Self {
+        Self {
+            tier: record.tier.clone(),
+            region: record.region.clone(),
+            cloud_provider: record.cloud_provider.clone(),
+            configuration: record.configuration.clone(),
+        }
+    }
+}
+
 /// `storageGb` → `storage_gb`: request keys as Terraform variable names.
 fn snake_case(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 4);
@@ -298,12 +310,7 @@ impl Orchestrator {
         };
         let request = match (request, &existing) {
             (Some(r), _) => r,
-            (None, Some(i)) => InfraRequest {
-                tier: i.tier.clone(),
-                region: i.region.clone(),
-                cloud_provider: i.cloud_provider.clone(),
-                configuration: i.configuration.clone(),
-            },
+            (None, Some(i)) => InfraRequest::recorded(i),
             (None, None) => {
                 return Err(OrchestratorError::InvalidRequest(
                     "an infrastructure request needs tier, region, cloudProvider and configuration"
@@ -431,12 +438,7 @@ impl Orchestrator {
             }
             "plan" => {
                 let mut record = self.record_of(tenant.id).await?;
-                let recorded = InfraRequest {
-                    tier: record.tier.clone(),
-                    region: record.region.clone(),
-                    cloud_provider: record.cloud_provider.clone(),
-                    configuration: record.configuration.clone(),
-                };
+                let recorded = InfraRequest::recorded(&record);
                 let (module, variables, outputs) =
                     self.root_inputs(&tenant, &recorded, &record.namespace)?;
                 tf.render(tenant.id, &module, &variables, &outputs)?;
@@ -608,12 +610,7 @@ impl Orchestrator {
             if record.status != InfraStatus::Active {
                 continue;
             }
-            let recorded = InfraRequest {
-                tier: record.tier.clone(),
-                region: record.region.clone(),
-                cloud_provider: record.cloud_provider.clone(),
-                configuration: record.configuration.clone(),
-            };
+            let recorded = InfraRequest::recorded(&record);
             let (module, variables, outputs) =
                 self.root_inputs(&tenant, &recorded, &record.namespace)?;
             let summary = tf

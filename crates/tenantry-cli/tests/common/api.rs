@@ -129,7 +129,15 @@ pub struct CheckedApi<'a> {
     pub spec: Spec,
 }
 
-impl CheckedApi<'_> {
+impl<'a> CheckedApi<'a> {
+    pub fn new(server: &'a Server) -> Self {
+        CheckedApi {
+            client: reqwest::Client::new(),
+            server,
+            spec: Spec::load(),
+        }
+    }
+
     /// Sends `method` to `path` (an instance of the spec's `template`) with `token` and `body`;
     /// returns the status and the body, checked against the spec.
     pub async fn call(
