@@ -48,7 +48,7 @@ pub async fn list(
 }
 
 /// An event a sink refused for good.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub sink: String,
     pub seq: i64,

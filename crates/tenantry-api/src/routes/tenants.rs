@@ -146,17 +146,7 @@ async fn create_once(
         admin_email: body.admin_email,
     };
     if body.dry_run {
-        let plan = state.orch.plan_provision(&req).await?;
-        let plan = ProvisionPlan {
-            slug: plan.slug.to_string(),
-            plan: plan.plan,
-            region: plan.region,
-            placement: plan.placement,
-            shard: plan.shard,
-            space: plan.space,
-            admin_email: plan.admin_email,
-            steps: plan.steps.iter().map(|s| s.to_string()).collect(),
-        };
+        let plan = convert::provision_plan(state.orch.plan_provision(&req).await?);
         return Ok((
             StatusCode::OK,
             serde_json::to_value(plan).unwrap_or_default(),
@@ -183,6 +173,8 @@ pub struct ListQuery {
     pub isolation: Option<String>,
     /// Only tenants of this plan.
     pub plan: Option<String>,
+    /// Include deleted tenants (default: only with `state=deleted`).
+    pub include_deleted: Option<bool>,
     /// At most this many (1–1000, default 100).
     pub limit: Option<usize>,
     /// From a previous page's `next_cursor`.
@@ -227,7 +219,8 @@ pub async fn list(
         region: q.region,
         isolation,
         plan: q.plan,
-        include_deleted: parse_state == Some(TenantState::Deleted),
+        include_deleted: q.include_deleted == Some(true)
+            || parse_state == Some(TenantState::Deleted),
     };
     let all = state.orch.catalog().tenants(&filter).await?;
     let total = all.len();
