@@ -3,55 +3,10 @@
 mod common;
 
 use common::make_test_env;
+use common::server::Server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// A running `tenantry serve`, stopped when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(env: &common::Env, extra_env: &[(&str, &str)]) -> Server {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tenantry"));
-        cmd.current_dir(env.path())
-            .args(["serve", "--listen", "127.0.0.1:0", "--interval", "1"])
-            .env_remove("TENANTRY_CONFIG")
-            .env_remove("TENANTRY_FAILPOINTS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start tenantry serve");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let base = loop {
-            let line = lines.next().expect("serve printed its address").unwrap();
-            if let Some(rest) = line.strip_prefix("tenantry serving http://") {
-                let addr = rest.split('/').next().unwrap().to_owned();
-                break format!("http://{addr}");
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn token(env: &common::Env, scope: &str, name: &str) -> String {
     let v = env.json(&["token", "create", "--scope", scope, "--name", name]);
