@@ -40,7 +40,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::health::readyz,
     ),
     components(schemas(crate::problem::Problem)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonProblems)
 )]
 pub struct ApiDoc;
 
@@ -53,6 +53,55 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The problem documents any route may answer besides its own: 401 and 403 where a token is
+/// needed, and 400, 413, 415 and 422 where a JSON body is read. Added to every operation, so
+/// that the document lists every status a client can get.
+struct CommonProblems;
+
+impl Modify for CommonProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                let mut add = |status: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                };
+                if op.security.is_some() {
+                    add("401", "No token, or an unknown or revoked one");
+                    add("403", "The token's scope is too small");
+                }
+                if op.request_body.is_some() {
+                    add("400", "The body is not JSON");
+                    add("413", "The body is larger than 64 KiB");
+                    add("415", "The body is not sent as application/json");
+                    add("422", "The body does not match the schema");
+                }
+            }
+        }
     }
 }
 

@@ -34,7 +34,7 @@ impl FleetProgress for LogProgress {
 /// Migrate (or with `dry_run`, plan) the selected spaces; `200` with a result per space, in
 /// label order. Spaces that failed are named with their error; the others are finished.
 #[utoipa::path(post, path = "/api/v1/migrations", tag = "topology", request_body = MigrateFleet,
-    responses((status = 200, body = [SpaceResult]), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    responses((status = 200, body = [SpaceResult]), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"), (status = 422, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin"])))]
 pub async fn run(
     State(state): State<AppState>,

@@ -32,7 +32,7 @@ pub struct OperationsQuery {
 
 /// Recent operations, newest first; with `open=true`, the unfinished ones, oldest first.
 #[utoipa::path(get, path = "/api/v1/operations", tag = "operations", params(OperationsQuery),
-    responses((status = 200, body = [Operation]), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    responses((status = 200, body = [Operation]), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"), (status = 422, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["reader"])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -68,7 +68,7 @@ pub async fn list(
 /// One operation, with its steps.
 #[utoipa::path(get, path = "/api/v1/operations/{id}", tag = "operations",
     params(("id" = Uuid, Path, description = "The operation's id")),
-    responses((status = 200, body = Operation), (status = 404, body = crate::problem::Problem)),
+    responses((status = 200, body = Operation), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["reader"])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -90,7 +90,7 @@ pub async fn show(
     responses(
         (status = 202, description = "Resuming", body = Accepted),
         (status = 200, description = "Already finished", body = Operation),
-        (status = 404, body = crate::problem::Problem),
+        (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["operator"])))]
 pub async fn resume(

@@ -26,7 +26,7 @@ pub async fn status(State(state): State<AppState>) -> Result<axum::Json<Vec<Pool
 
 /// Create `count` databases on a shard ahead of time; answers when they are ready.
 #[utoipa::path(post, path = "/api/v1/pool/fill", tag = "topology", request_body = FillPool,
-    responses((status = 200, body = PoolFilled), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    responses((status = 200, body = PoolFilled), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"), (status = 422, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin"])))]
 pub async fn fill(
     State(state): State<AppState>,

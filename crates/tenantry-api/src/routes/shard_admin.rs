@@ -14,7 +14,7 @@ use tenantry_core::shard::ShardState;
 
 /// Register a shard, checked the way the configuration's shards are.
 #[utoipa::path(post, path = "/api/v1/shards", tag = "topology", request_body = AddShard,
-    responses((status = 201, body = Shard), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    responses((status = 201, body = Shard), (status = 409, body = crate::problem::Problem, content_type = "application/problem+json"), (status = 422, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin"])))]
 pub async fn add(
     State(state): State<AppState>,
@@ -50,7 +50,7 @@ async fn set_state(
 /// Place no new tenants on the shard; its tenants stay.
 #[utoipa::path(post, path = "/api/v1/shards/{name}/drain", tag = "topology",
     params(("name" = String, Path, description = "The shard's name")),
-    responses((status = 200, body = Shard), (status = 404, body = crate::problem::Problem)),
+    responses((status = 200, body = Shard), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin"])))]
 pub async fn drain(
     State(state): State<AppState>,
@@ -62,7 +62,7 @@ pub async fn drain(
 /// Let a drained shard take new tenants again.
 #[utoipa::path(post, path = "/api/v1/shards/{name}/activate", tag = "topology",
     params(("name" = String, Path, description = "The shard's name")),
-    responses((status = 200, body = Shard), (status = 404, body = crate::problem::Problem)),
+    responses((status = 200, body = Shard), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin"])))]
 pub async fn activate(
     State(state): State<AppState>,

@@ -9,7 +9,7 @@ use tenantry_api_types::responses::TenantStorage;
 /// The tenant's storage prefix, whether it exists, its objects and bytes, and the quota.
 #[utoipa::path(get, path = "/api/v1/tenants/{slug}/storage", tag = "tenants",
     params(("slug" = String, Path, description = "The tenant's slug")),
-    responses((status = 200, body = TenantStorage), (status = 404, body = crate::problem::Problem)),
+    responses((status = 200, body = TenantStorage), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["reader"])))]
 pub async fn show(
     State(state): State<AppState>,

@@ -42,8 +42,8 @@ fn accepted(op: &Operation, slug: &str) -> Response {
     responses(
         (status = 202, description = "Provisioning queued", body = Accepted),
         (status = 200, description = "Dry run: the plan", body = ProvisionPlan),
-        (status = 409, description = "Slug taken, or no room", body = crate::problem::Problem),
-        (status = 422, description = "Invalid request", body = crate::problem::Problem),
+        (status = 409, description = "Slug taken, or no room", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request", body = crate::problem::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["operator"])))]
 pub async fn create(
@@ -183,7 +183,7 @@ pub struct ListQuery {
 
 /// List tenants (deleted ones only with `state=deleted`).
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(ListQuery),
-    responses((status = 200, body = TenantPage), (status = 422, body = crate::problem::Problem)),
+    responses((status = 200, body = TenantPage), (status = 422, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["reader"])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -240,7 +240,7 @@ pub async fn list(
 /// One tenant.
 #[utoipa::path(get, path = "/api/v1/tenants/{slug}", tag = "tenants",
     params(("slug" = String, Path, description = "The tenant's slug")),
-    responses((status = 200, body = Tenant), (status = 404, body = crate::problem::Problem)),
+    responses((status = 200, body = Tenant), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["reader"])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -253,7 +253,7 @@ pub async fn show(
 /// The tenant's transitions, oldest first.
 #[utoipa::path(get, path = "/api/v1/tenants/{slug}/history", tag = "tenants",
     params(("slug" = String, Path, description = "The tenant's slug")),
-    responses((status = 200, body = [Transition]), (status = 404, body = crate::problem::Problem)),
+    responses((status = 200, body = [Transition]), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["reader"])))]
 pub async fn history(
     State(state): State<AppState>,
@@ -281,7 +281,7 @@ async fn change(
 /// Suspend a tenant (data and storage are kept).
 #[utoipa::path(post, path = "/api/v1/tenants/{slug}/suspend", tag = "tenants",
     params(("slug" = String, Path, description = "The tenant's slug")),
-    responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)),
+    responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"), (status = 409, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["operator"])))]
 pub async fn suspend(
     State(state): State<AppState>,
@@ -294,7 +294,7 @@ pub async fn suspend(
 /// Resume a suspended tenant.
 #[utoipa::path(post, path = "/api/v1/tenants/{slug}/resume", tag = "tenants",
     params(("slug" = String, Path, description = "The tenant's slug")),
-    responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)),
+    responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"), (status = 409, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["operator"])))]
 pub async fn resume(
     State(state): State<AppState>,
@@ -307,7 +307,7 @@ pub async fn resume(
 /// Delete a tenant: its space and storage are removed, its record kept (state `deleted`).
 #[utoipa::path(delete, path = "/api/v1/tenants/{slug}", tag = "tenants",
     params(("slug" = String, Path, description = "The tenant's slug")),
-    responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)),
+    responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"), (status = 409, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["operator"])))]
 pub async fn delete(
     State(state): State<AppState>,

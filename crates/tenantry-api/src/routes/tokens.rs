@@ -12,7 +12,7 @@ use tenantry_api_types::admin::{CreateToken, CreatedToken, Token};
 
 /// Create a token; its secret is shown once, in this answer.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken,
-    responses((status = 201, body = CreatedToken), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    responses((status = 201, body = CreatedToken), (status = 409, body = crate::problem::Problem, content_type = "application/problem+json"), (status = 422, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin"])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -47,7 +47,7 @@ pub async fn list(State(state): State<AppState>) -> Result<axum::Json<Vec<Token>
 /// Revoke a token by name: requests with it are refused from now on.
 #[utoipa::path(delete, path = "/api/v1/tokens/{name}", tag = "tokens",
     params(("name" = String, Path, description = "The token's name")),
-    responses((status = 200, body = Token), (status = 404, body = crate::problem::Problem)),
+    responses((status = 200, body = Token), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["admin"])))]
 pub async fn revoke(
     State(state): State<AppState>,

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod server;
+pub mod spec;
 
 use assert_cmd::Command;
 use assert_cmd::assert::Assert;
