@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`requests`]: bodies of `POST`/`PUT` requests.
 //! - [`responses`]: tenants, operations, events and the topology as the API shows them.
+//! - [`admin`]: plans, runtime shards, the warm pool, fleet migrations and tokens.
 
+pub mod admin;
 pub mod requests;
 pub mod responses;

@@ -90,6 +90,10 @@ pub struct Operation {
     pub steps_done: usize,
     pub steps_total: usize,
     pub steps: Vec<Step>,
+    /// The worker running it, while one holds it (`<host>:<pid>:<id>`).
+    pub lease_owner: Option<String>,
+    /// When that worker's claim lapses unless renewed.
+    pub lease_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -151,6 +155,25 @@ pub struct Shard {
     /// Tenant databases it holds.
     pub used: u32,
     pub room_left: u32,
+    /// Live tenants whose space is on the shard, of any isolation.
+    pub tenants: usize,
+    /// Its directory (SQLite) or admin URL without the password (PostgreSQL).
+    pub location: Option<String>,
+}
+
+/// A tenant's storage prefix and what it holds.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantStorage {
+    /// `<region>/tenants/<tenant id>`.
+    pub prefix: String,
+    /// The object store it lives in (a directory or a bucket URL).
+    pub location: String,
+    /// Whether the prefix has been created (its marker object exists).
+    pub exists: bool,
+    pub objects: u64,
+    pub bytes: u64,
+    /// The plan's storage quota in MiB.
+    pub quota_mb: Option<u64>,
 }
 
 /// A region.

@@ -1,7 +1,9 @@
 //! From the catalog's records to the API's contract.
 
+use tenantry_api_types::admin;
 use tenantry_api_types::responses as api;
 use tenantry_catalog::model;
+use tenantry_orchestrator::fleet::{SpaceOutcome, SpaceResult};
 
 pub fn tenant(t: model::Tenant) -> api::Tenant {
     api::Tenant {
@@ -26,6 +28,19 @@ pub fn tenant(t: model::Tenant) -> api::Tenant {
         epoch: t.epoch,
         created_at: t.created_at,
         updated_at: t.updated_at,
+    }
+}
+
+pub fn provision_plan(plan: tenantry_orchestrator::ProvisionPlan) -> api::ProvisionPlan {
+    api::ProvisionPlan {
+        slug: plan.slug.to_string(),
+        plan: plan.plan,
+        region: plan.region,
+        placement: plan.placement,
+        shard: plan.shard,
+        space: plan.space,
+        admin_email: plan.admin_email,
+        steps: plan.steps.iter().map(|s| s.to_string()).collect(),
     }
 }
 
@@ -59,6 +74,8 @@ pub fn operation(op: model::Operation) -> api::Operation {
                 finished_at: s.finished_at,
             })
             .collect(),
+        lease_owner: op.lease_owner,
+        lease_expires_at: op.lease_expires_at,
         created_at: op.created_at,
         updated_at: op.updated_at,
         finished_at: op.finished_at,
@@ -87,14 +104,111 @@ pub fn transition(t: model::Transition) -> api::Transition {
     }
 }
 
-pub fn shard(s: model::Shard) -> api::Shard {
+/// A shard, with the number of live tenants on it (counted by the caller).
+pub fn shard(s: model::Shard, tenants: usize) -> api::Shard {
     api::Shard {
         room_left: s.capacity.saturating_sub(s.used),
+        location: s.directory.or_else(|| s.url.as_deref().map(redact_url)),
         name: s.name,
         region: s.region,
         engine: s.engine,
         state: s.state,
         capacity: s.capacity,
         used: s.used,
+        tenants,
+    }
+}
+
+/// `postgres://user:secret@host:5432/db` → `postgres://user@host:5432/db`: a shard's URL may
+/// carry a password, which no answer shows.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub fn plan(name: &str, p: &tenantry_core::placement::Plan) -> admin::Plan {
+    admin::Plan {
+        name: name.to_owned(),
+        isolation: p.isolation,
+        compute: p.compute,
+        storage_quota_mb: p.storage_quota_mb,
+        description: p.description.clone(),
+    }
+}
+
+pub fn token(t: model::Token) -> admin::Token {
+    admin::Token {
+        id: t.id,
+        name: t.name,
+        scope: t.scope,
+        created_at: t.created_at,
+        revoked_at: t.revoked_at,
+    }
+}
+
+pub fn pool_count(c: model::PoolCount) -> admin::PoolCount {
+    admin::PoolCount {
+        shard: c.shard,
+        available: c.available,
+        claimed: c.claimed,
+    }
+}
+
+pub fn space_result(r: SpaceResult) -> admin::SpaceResult {
+    let mut out = admin::SpaceResult {
+        label: r.label,
+        isolation: r.isolation,
+        shard: r.shard,
+        tenants: r.tenants,
+        result: String::new(),
+        from: None,
+        to: None,
+        version: None,
+        migrations: None,
+        error: None,
+        took_ms: r.took_ms,
+    };
+    out.result = match r.outcome {
+        SpaceOutcome::Migrated { from, to } => {
+            (out.from, out.to) = (from, to);
+            "migrated"
+        }
+        SpaceOutcome::UpToDate { version } => {
+            out.version = version;
+            "up_to_date"
+        }
+        SpaceOutcome::WouldApply { migrations } => {
+            out.migrations = Some(migrations);
+            "would_apply"
+        }
+        SpaceOutcome::Failed { error } => {
+            out.error = Some(error);
+            "failed"
+        }
+    }
+    .to_owned();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_cut_from_urls() {
+        assert_eq!(
+            redact_url("postgres://admin:hunter2@db.example:5432/postgres"),
+            "postgres://admin@db.example:5432/postgres"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/postgres"),
+            "postgres://postgres@127.0.0.1/postgres"
+        );
     }
 }

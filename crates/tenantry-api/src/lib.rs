@@ -12,6 +12,7 @@
 //! - [`openapi`]: the generated OpenAPI document.
 //! - [`state`]: what handlers share.
 //! - [`tokens`]: tokens kept in the catalog.
+//! - [`views`]: answers built from several catalog reads, shared with the CLI's local mode.
 
 pub mod auth;
 pub mod convert;
@@ -21,6 +22,7 @@ pub mod problem;
 pub mod routes;
 pub mod state;
 pub mod tokens;
+pub mod views;
 
 pub use auth::{Caller, Scope, TokenVerifier};
 pub use state::AppState;
@@ -28,7 +30,10 @@ pub use state::AppState;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use routes::{events, health, infrastructure, operations, tenants, topology};
+use routes::{
+    events, health, infrastructure, migrations, operations, plans, pool, shard_admin, storage,
+    tenants, topology,
+};
 
 /// Largest request body accepted (bodies are small JSON documents).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -55,7 +60,11 @@ pub fn router(state: AppState) -> Router {
         .route("/tenants", get(tenants::list))
         .route("/tenants/{slug}", get(tenants::show))
         .route("/tenants/{slug}/history", get(tenants::history))
+        .route("/operations", get(operations::list))
         .route("/operations/{id}", get(operations::show))
+        .route("/plans", get(plans::list))
+        .route("/tenants/{slug}/storage", get(storage::show))
+        .route("/pool", get(pool::status))
         .route("/events", get(events::list))
         .route("/events/dead-letters", get(events::dead_letters))
         .route("/regions", get(topology::regions))
@@ -85,11 +94,30 @@ pub fn router(state: AppState) -> Router {
             "/infrastructure/tenants/{tenantId}",
             axum::routing::put(infrastructure::update).delete(infrastructure::deprovision),
         )
+        .route("/operations/{id}/resume", post(operations::resume))
         .route_layer(from_fn_with_state(
             (state.clone(), Scope::Operator),
             auth::require,
         ));
-    let api = reader.merge(operator).route(
+    let admin = Router::new()
+        .route("/shards", post(shard_admin::add))
+        .route("/shards/{name}/drain", post(shard_admin::drain))
+        .route("/shards/{name}/activate", post(shard_admin::activate))
+        .route("/pool/fill", post(pool::fill))
+        .route("/migrations", post(migrations::run))
+        .route(
+            "/tokens",
+            get(routes::tokens::list).post(routes::tokens::create),
+        )
+        .route(
+            "/tokens/{name}",
+            axum::routing::delete(routes::tokens::revoke),
+        )
+        .route_layer(from_fn_with_state(
+            (state.clone(), Scope::Admin),
+            auth::require,
+        ));
+    let api = reader.merge(operator).merge(admin).route(
         "/openapi.json",
         get(|| async {
             (

@@ -1,9 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations. `docs/openapi.json` is a
 //! committed copy; a test fails when it drifts from this.
 
-use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -20,7 +18,20 @@ use utoipa::{Modify, OpenApi};
         crate::routes::tenants::suspend,
         crate::routes::tenants::resume,
         crate::routes::tenants::delete,
+        crate::routes::operations::list,
         crate::routes::operations::show,
+        crate::routes::operations::resume,
+        crate::routes::storage::show,
+        crate::routes::plans::list,
+        crate::routes::shard_admin::add,
+        crate::routes::shard_admin::drain,
+        crate::routes::shard_admin::activate,
+        crate::routes::pool::status,
+        crate::routes::pool::fill,
+        crate::routes::migrations::run,
+        crate::routes::tokens::create,
+        crate::routes::tokens::list,
+        crate::routes::tokens::revoke,
         crate::routes::events::list,
         crate::routes::events::dead_letters,
         crate::routes::infrastructure::provision,
@@ -34,7 +45,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::health::readyz,
     ),
     components(schemas(crate::problem::Problem)),
-    modifiers(&BearerAuth, &Problems)
+    modifiers(&BearerAuth, &CommonProblems)
 )]
 pub struct ApiDoc;
 
@@ -50,72 +61,50 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Problem documents as they are served: `application/problem+json` (a `body = Problem` in an
-/// annotation says `application/json`), and the answers every route can give without saying so
-/// in its own annotation: 401 and 403 behind a token, 400 (malformed JSON) and 413 (body over
-/// the limit) where there is a request body.
-struct Problems;
+/// The problem documents any route may answer besides its own: 401 and 403 where a token is
+/// needed, and 400, 413, 415 and 422 where a JSON body is read. Added to every operation, so
+/// that the document lists every status a client can get.
+struct CommonProblems;
 
-const PROBLEM_JSON: &str = "application/problem+json";
-
-fn is_problem(content: &RefOr<Content>) -> bool {
-    matches!(content, RefOr::T(c) if matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")))
-}
-
-fn problem_response(description: &str) -> RefOr<Response> {
-    RefOr::T(
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                PROBLEM_JSON,
-                Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                    "Problem",
-                )))),
-            )
-            .build(),
-    )
-}
-
-fn add_problems(op: &mut Operation) {
-    for response in op.responses.responses.values_mut() {
-        if let RefOr::T(r) = response
-            && r.content.get("application/json").is_some_and(is_problem)
-        {
-            let content = r.content.shift_remove("application/json").expect("present");
-            r.content.insert(PROBLEM_JSON.to_owned(), content);
-        }
-    }
-    let mut implied = Vec::new();
-    if op.security.is_some() {
-        implied.push(("401", "No token, or a token that is unknown or revoked"));
-        implied.push(("403", "The token's scope is too small for this route"));
-    }
-    if op.request_body.is_some() {
-        implied.push(("400", "The body is not JSON of the expected shape"));
-        implied.push(("413", "The body is larger than the limit"));
-    }
-    for (status, description) in implied {
-        op.responses
-            .responses
-            .entry(status.to_owned())
-            .or_insert_with(|| problem_response(description));
-    }
-}
-
-impl Modify for Problems {
+impl Modify for CommonProblems {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
         for item in openapi.paths.paths.values_mut() {
-            for op in [
+            let operations = [
                 &mut item.get,
-                &mut item.post,
                 &mut item.put,
-                &mut item.patch,
+                &mut item.post,
                 &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                add_problems(op);
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                let mut add = |status: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                };
+                if op.security.is_some() {
+                    add("401", "No token, or an unknown or revoked one");
+                    add("403", "The token's scope is too small");
+                }
+                if op.request_body.is_some() {
+                    add("400", "The body is not JSON");
+                    add("413", "The body is larger than 64 KiB");
+                    add("415", "The body is not sent as application/json");
+                    add("422", "The body does not match the schema");
+                }
             }
         }
     }

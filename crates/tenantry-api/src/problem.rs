@@ -127,9 +127,17 @@ impl From<CatalogError> for Problem {
                 e.to_string(),
             )
             .with_field("slug"),
-            CatalogError::TenantNotFound(_) | CatalogError::OperationNotFound(_) => {
-                Problem::not_found(e.to_string())
-            }
+            CatalogError::TenantNotFound(_)
+            | CatalogError::OperationNotFound(_)
+            | CatalogError::ShardNotFound(_)
+            | CatalogError::TokenNotFound(_) => Problem::not_found(e.to_string()),
+            CatalogError::DuplicateShard(_) | CatalogError::DuplicateToken(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "duplicate-name",
+                "The name is taken",
+                e.to_string(),
+            )
+            .with_field("name"),
             CatalogError::OperationInProgress { .. } => Problem::new(
                 StatusCode::CONFLICT,
                 "operation-in-progress",

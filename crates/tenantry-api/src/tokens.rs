@@ -48,3 +48,11 @@ pub async fn issue(
         .await?;
     Ok((token, plain))
 }
+
+/// The name a token gets when none is given: `<scope>-<8 random hex digits>`.
+pub fn default_name(scope: Scope) -> String {
+    format!(
+        "{scope}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}

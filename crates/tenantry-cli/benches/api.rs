@@ -1,289 +1,361 @@
-//! The REST API under load: requests per second and latency percentiles of
-//! `GET /api/v1/tenants/{slug}` and `POST /api/v1/tenants` (shared isolation), beside
-//! `GET /healthz` (routing, HTTP and the metrics layer, no token and no catalog) measured in
-//! the same run.
+//! API benchmark: the real server stack in process — `tenantry init`'s SQLite configuration in
+//! a temporary directory, the orchestrator, the axum router with token checks and metrics
+//! middleware, and a worker like `tenantry serve`'s — driven over HTTP on loopback by N
+//! concurrent clients.
 //!
-//! `cargo bench -p tenantry-cli --bench api` starts the real `tenantry serve` (release build) on
-//! the embedded default (SQLite catalog and shards in a temporary directory) and drives it over
-//! TCP with `BENCH_CONCURRENCY` clients (16 by default) for `BENCH_REQUESTS` requests per route
-//! (2,000 by default; a tenth of that for POST, each of which provisions a tenant).
+//! Measured: `GET /api/v1/tenants/{slug}`; `POST /api/v1/tenants` (shared isolation) both to
+//! its `202 Accepted` and until its operation has succeeded; and, as baselines in the same run,
+//! `GET /healthz` (HTTP and routing only) and the bare catalog lookup the GET handler makes.
+//!
+//! `cargo bench -p tenantry-cli --bench api` (env: `BENCH_CONCURRENCY`, default 8;
+//! `BENCH_REQUESTS` per GET series, default 5000; `BENCH_CREATES` per POST series, default 100).
 
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tenantry_api::tokens::CatalogTokens;
+use tenantry_api::{AppState, Scope};
+use tenantry_core::config::Config;
+use tenantry_orchestrator::{NoProgress, Orchestrator};
+use tokio::sync::Notify;
 
-const TENANTRY: &str = env!("CARGO_BIN_EXE_tenantry");
-
-/// A `tenantry serve` in a temporary application, stopped when dropped.
-struct Served {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tenantry(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(TENANTRY)
-        .current_dir(dir)
-        .args(args)
-        .env_remove("TENANTRY_CONFIG")
-        .output()
-        .expect("run tenantry");
-    assert!(
-        out.status.success(),
-        "tenantry {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Initialises an application, makes an operator token, and starts serving it.
-fn serve() -> (Served, String) {
-    let dir = tempfile::tempdir().unwrap();
-    tenantry(dir.path(), &["init", "."]);
-    let token: Value = serde_json::from_str(&tenantry(
-        dir.path(),
-        &[
-            "token", "create", "--scope", "operator", "--name", "bench", "--output", "json",
-        ],
-    ))
-    .unwrap();
-    let mut child = Command::new(TENANTRY)
-        .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--interval", "1"])
-        .env_remove("TENANTRY_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tenantry serve");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("serve printed its address").unwrap();
-        if let Some(rest) = line.strip_prefix("tenantry serving http://") {
-            break format!("http://{}", rest.split('/').next().unwrap());
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let served = Served {
-        child,
-        base,
-        _dir: dir,
-    };
-    (served, token["token"].as_str().unwrap().to_owned())
-}
-
-/// What one route did under load.
-struct Run {
-    label: String,
-    requests: usize,
-    took: Duration,
+/// One series' result.
+struct Series {
+    name: String,
+    count: usize,
+    wall: Duration,
     latencies: Vec<Duration>,
 }
 
-impl Run {
-    fn rps(&self) -> f64 {
-        self.requests as f64 / self.took.as_secs_f64()
+impl Series {
+    fn new(name: &str, wall: Duration, mut latencies: Vec<Duration>) -> Self {
+        latencies.sort();
+        Self {
+            name: name.to_owned(),
+            count: latencies.len(),
+            wall,
+            latencies,
+        }
     }
 
-    fn at(&self, q: f64) -> Duration {
-        self.latencies[((self.latencies.len() as f64 - 1.0) * q).round() as usize]
+    fn rps(&self) -> f64 {
+        self.count as f64 / self.wall.as_secs_f64()
+    }
+
+    fn pct(&self, p: f64) -> Duration {
+        let idx = ((self.latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
+        self.latencies[idx.min(self.latencies.len() - 1)]
+    }
+
+    fn print(&self) {
+        println!(
+            "{:<44} {:>6} {:>10.0} {:>9.2} {:>9.2} {:>9.2}",
+            self.name,
+            self.count,
+            self.rps(),
+            ms(self.pct(0.50)),
+            ms(self.pct(0.99)),
+            ms(*self.latencies.last().unwrap())
+        );
     }
 }
 
-/// Sends `requests` requests from `concurrency` clients; `request(i)` sends the i-th one and
-/// checks its answer.
-async fn load<F, Fut>(label: &str, requests: usize, concurrency: usize, request: F) -> Run
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Runs `total` calls of `call` on `concurrency` tasks; each call's latency is recorded.
+async fn hammer<F, Fut>(name: &str, concurrency: usize, total: usize, call: F) -> Series
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    Fut: Future<Output = ()> + Send,
 {
-    let request = Arc::new(request);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut clients = Vec::new();
+    let call = Arc::new(call);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (request, next) = (request.clone(), next.clone());
-        clients.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
+        let (call, next) = (call.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut own = Vec::new();
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= requests {
-                    return latencies;
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return own;
                 }
-                let sent = Instant::now();
-                request(i).await;
-                latencies.push(sent.elapsed());
+                let t = Instant::now();
+                call(i).await;
+                own.push(t.elapsed());
             }
         }));
     }
-    let mut latencies = Vec::with_capacity(requests);
-    for client in clients {
-        latencies.extend(client.await.unwrap());
+    let mut latencies = Vec::with_capacity(total);
+    for t in tasks {
+        latencies.extend(t.await.expect("bench task"));
     }
-    let took = started.elapsed();
-    latencies.sort();
-    Run {
-        label: label.into(),
-        requests,
-        took,
-        latencies,
-    }
+    Series::new(name, start.elapsed(), latencies)
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-#[tokio::main]
-async fn main() {
-    let env_number = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let concurrency = env_number("BENCH_CONCURRENCY", 16);
-    let requests = env_number("BENCH_REQUESTS", 2000);
-    let (served, token) = serve();
-    let base = Arc::new(served.base.clone());
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
-    let token = Arc::new(token);
-
-    // One tenant to read.
-    let created = client
-        .post(format!("{base}/api/v1/tenants"))
-        .bearer_auth(&*token)
-        .json(&json!({ "slug": "acme", "plan": "standard", "region": "eu-west" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 202);
-    wait_active(&client, &base, &token, "acme").await;
-
-    let mut runs = Vec::new();
-    let (c, b) = (client.clone(), base.clone());
-    runs.push(
-        load(
-            "GET /healthz (baseline)",
-            requests,
-            concurrency,
-            move |_| {
-                let (c, b) = (c.clone(), b.clone());
-                async move {
-                    let res = c.get(format!("{b}/healthz")).send().await.unwrap();
-                    assert_eq!(res.status(), 200);
-                }
-            },
-        )
-        .await,
-    );
-    let (c, b, t) = (client.clone(), base.clone(), token.clone());
-    runs.push(
-        load(
-            "GET /api/v1/tenants/{slug}",
-            requests,
-            concurrency,
-            move |_| {
-                let (c, b, t) = (c.clone(), b.clone(), t.clone());
-                async move {
-                    let res = c
-                        .get(format!("{b}/api/v1/tenants/acme"))
-                        .bearer_auth(&*t)
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(res.status(), 200);
-                    res.bytes().await.unwrap();
-                }
-            },
-        )
-        .await,
-    );
-    let posts = (requests / 10).max(1);
-    let (c, b, t) = (client.clone(), base.clone(), token.clone());
-    let started = Instant::now();
-    runs.push(
-        load(
-            "POST /api/v1/tenants (202)",
-            posts,
-            concurrency,
-            move |i| {
-                let (c, b, t) = (c.clone(), b.clone(), t.clone());
-                async move {
-                    let res = c
-                        .post(format!("{b}/api/v1/tenants"))
-                        .bearer_auth(&*t)
-                        .json(&json!({ "slug": format!("t{i}"), "plan": "standard", "region": "eu-west" }))
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(res.status(), 202);
-                }
-            },
-        )
-        .await,
-    );
-    for i in 0..posts {
-        wait_active(&client, &base, &token, &format!("t{i}")).await;
-    }
-    let provisioned = started.elapsed();
-
-    println!(
-        "{:<32} {:>8} {:>12} {:>10} {:>10} {:>10}",
-        "route", "requests", "req/s", "p50", "p99", "max"
-    );
-    for r in &runs {
-        println!(
-            "{:<32} {:>8} {:>12.0} {:>10} {:>10} {:>10}",
-            r.label,
-            r.requests,
-            r.rps(),
-            ms(r.at(0.5)),
-            ms(r.at(0.99)),
-            ms(r.at(1.0))
-        );
-    }
-    println!(
-        "GET /tenants/{{slug}} vs /healthz: {:.2}x the baseline's time per request (p50)",
-        runs[1].at(0.5).as_secs_f64() / runs[0].at(0.5).as_secs_f64()
-    );
-    println!(
-        "{posts} POSTed tenants active after {} ({:.1} tenants/s end to end, shared, SQLite), concurrency {concurrency}",
-        ms(provisioned),
-        posts as f64 / provisioned.as_secs_f64()
-    );
-}
-
-/// Polls a tenant until it is active.
-async fn wait_active(client: &reqwest::Client, base: &str, token: &str, slug: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
+/// Runs queued operations as `tenantry serve`'s worker does: at once when woken.
+async fn worker(orch: Arc<Orchestrator>, work: Arc<Notify>) {
     loop {
-        let t: Value = client
-            .get(format!("{base}/api/v1/tenants/{slug}"))
+        while let Ok(Some(_)) = orch.work_once(&NoProgress).await {}
+        tokio::select! {
+            _ = work.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+}
+
+async fn wait_for(client: &reqwest::Client, url: &str, token: &str) {
+    loop {
+        let op: serde_json::Value = client
+            .get(url)
             .bearer_auth(token)
             .send()
             .await
-            .unwrap()
+            .expect("GET operation")
             .json()
             .await
-            .unwrap();
-        if t["state"] == "active" {
-            return;
+            .expect("operation JSON");
+        match op["state"].as_str() {
+            Some("succeeded") => return,
+            Some("failed") => panic!("provisioning failed: {op}"),
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
         }
-        assert_ne!(t["state"], "failed", "{t}");
-        assert!(Instant::now() < deadline, "{slug} never became active: {t}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let concurrency = env_usize("BENCH_CONCURRENCY", 8);
+    let requests = env_usize("BENCH_REQUESTS", 5000);
+    let creates = env_usize("BENCH_CREATES", 100);
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let init = std::process::Command::new(env!("CARGO_BIN_EXE_tenantry"))
+        .args(["init"])
+        .arg(dir.path())
+        .output()
+        .expect("tenantry init");
+    assert!(init.status.success(), "tenantry init failed");
+    std::env::set_current_dir(dir.path()).expect("cd");
+    let config = Arc::new(Config::load(&dir.path().join("tenantry.toml")).expect("config"));
+    let catalog = tenantry_catalog::open(&config.catalog.url)
+        .await
+        .expect("catalog");
+    let orch = Arc::new(
+        Orchestrator::new(config, catalog.clone(), "bench")
+            .await
+            .expect("orchestrator"),
+    );
+    let (_, token) = tenantry_api::tokens::issue(catalog.as_ref(), "bench", Scope::Operator)
+        .await
+        .expect("token");
+    let work = Arc::new(Notify::new());
+    let state = AppState {
+        orch: orch.clone(),
+        tokens: Arc::new(CatalogTokens(catalog.clone())),
+        work: work.clone(),
+        sinks: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        axum::serve(listener, tenantry_api::router(state))
+            .await
+            .expect("serve")
+    });
+    tokio::spawn(worker(orch.clone(), work));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
+
+    // One tenant to read.
+    let accepted: serde_json::Value = client
+        .post(format!("{base}/api/v1/tenants"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "slug": "acme", "plan": "standard", "region": "eu-west" }))
+        .send()
+        .await
+        .expect("create acme")
+        .json()
+        .await
+        .expect("accepted");
+    let op_url = format!("{base}{}", accepted["operation_url"].as_str().unwrap());
+    wait_for(&client, &op_url, &token).await;
+
+    // Warm up connections and caches.
+    let warm = {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        hammer("warm-up", concurrency, 500, move |_| {
+            let (client, base, token) = (client.clone(), base.clone(), token.clone());
+            async move {
+                let r = client
+                    .get(format!("{base}/api/v1/tenants/acme"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("GET");
+                assert!(r.status().is_success());
+            }
+        })
+        .await
+    };
+    drop(warm);
+
+    let healthz = {
+        let (client, base) = (client.clone(), base.clone());
+        hammer(
+            "GET /healthz (baseline)",
+            concurrency,
+            requests,
+            move |_| {
+                let (client, base) = (client.clone(), base.clone());
+                async move {
+                    let r = client
+                        .get(format!("{base}/healthz"))
+                        .send()
+                        .await
+                        .expect("GET");
+                    assert!(r.status().is_success());
+                }
+            },
+        )
+        .await
+    };
+    let lookup = {
+        let catalog = catalog.clone();
+        hammer(
+            "catalog tenant_by_slug (baseline)",
+            concurrency,
+            requests,
+            move |_| {
+                let catalog = catalog.clone();
+                async move {
+                    catalog.tenant_by_slug("acme").await.expect("lookup");
+                }
+            },
+        )
+        .await
+    };
+    let show = {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        hammer(
+            "GET /api/v1/tenants/{slug}",
+            concurrency,
+            requests,
+            move |_| {
+                let (client, base, token) = (client.clone(), base.clone(), token.clone());
+                async move {
+                    let r = client
+                        .get(format!("{base}/api/v1/tenants/acme"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .expect("GET");
+                    assert!(r.status().is_success());
+                    r.bytes().await.expect("body");
+                }
+            },
+        )
+        .await
+    };
+
+    // POST to 202 only; then the time until the worker has finished them all.
+    let post = |prefix: &'static str, wait: bool| {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        move |i: usize| {
+            let (client, base, token) = (client.clone(), base.clone(), token.clone());
+            async move {
+                let r = client
+                    .post(format!("{base}/api/v1/tenants"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({
+                        "slug": format!("{prefix}-{i}"), "plan": "standard", "region": "eu-west"
+                    }))
+                    .send()
+                    .await
+                    .expect("POST");
+                assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+                let body: serde_json::Value = r.json().await.expect("accepted");
+                if wait {
+                    let url = format!("{base}{}", body["operation_url"].as_str().unwrap());
+                    wait_for(&client, &url, &token).await;
+                }
+            }
+        }
+    };
+    let start = Instant::now();
+    let accepted = hammer(
+        "POST /api/v1/tenants → 202",
+        concurrency,
+        creates,
+        post("queued", false),
+    )
+    .await;
+    loop {
+        if orch
+            .open_operations()
+            .await
+            .expect("open operations")
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let drained = start.elapsed();
+    let completed = hammer(
+        "POST /api/v1/tenants → operation succeeded",
+        concurrency,
+        creates,
+        post("waited", true),
+    )
+    .await;
+
+    println!();
+    println!(
+        "concurrency {concurrency}, SQLite catalog and shards on a temporary directory, one worker"
+    );
+    println!(
+        "{:<44} {:>6} {:>10} {:>9} {:>9} {:>9}",
+        "series", "n", "req/s", "p50 ms", "p99 ms", "max ms"
+    );
+    for s in [&healthz, &lookup, &show, &accepted, &completed] {
+        s.print();
+    }
+    println!(
+        "{:<44} {:>6} {:>10.1}   (202s queued at once, drained by the worker)",
+        "POST → 202, then all provisioned",
+        creates,
+        creates as f64 / drained.as_secs_f64()
+    );
+    println!();
+    println!(
+        "GET tenant vs GET /healthz: {:.2}x the throughput, {:.2}x the p99",
+        show.rps() / healthz.rps(),
+        ms(show.pct(0.99)) / ms(healthz.pct(0.99))
+    );
+    println!(
+        "GET tenant vs bare catalog lookup: {:.2}x the throughput, {:.2}x the p99",
+        show.rps() / lookup.rps(),
+        ms(show.pct(0.99)) / ms(lookup.pct(0.99))
+    );
 }

@@ -17,6 +17,19 @@ pub struct Cli {
     /// Log format (logs go to standard error)
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Run the command against a `tenantry serve` at this URL (e.g. http://127.0.0.1:8080)
+    /// instead of directly on the catalog
+    #[arg(long, global = true, value_name = "URL", env = "TENANTRY_SERVER")]
+    pub server: Option<String>,
+    /// The API token for --server (`tenantry token create`)
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "TENANTRY_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
     /// More logging (-v: info, -vv: debug); RUST_LOG overrides
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -1,12 +1,14 @@
 //! Exit codes and error messages at the binary's edge.
 
+use crate::backend::remote::RemoteError;
 use tenantry_catalog::CatalogError;
 use tenantry_core::config::ConfigError;
 use tenantry_orchestrator::OrchestratorError;
 
 /// Bad input or configuration: nothing was written.
 pub const BAD_INPUT: u8 = 2;
-/// The command was valid but failed (an operation failed, a server was unreachable).
+/// The command was valid but failed (an operation failed, a server was unreachable or
+/// failed). A server's 4xx answer is bad input, as the same request is locally.
 pub const FAILED: u8 = 1;
 
 /// Raised by commands for input problems found at the edge.
@@ -33,6 +35,9 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
         if let Some(c) = cause.downcast_ref::<CatalogError>() {
             return catalog_code(c);
         }
+        if let Some(r) = cause.downcast_ref::<RemoteError>() {
+            return if r.is_bad_input() { BAD_INPUT } else { FAILED };
+        }
     }
     FAILED
 }
@@ -42,6 +47,10 @@ fn catalog_code(c: &CatalogError) -> u8 {
         CatalogError::DuplicateSlug(_)
         | CatalogError::TenantNotFound(_)
         | CatalogError::OperationNotFound(_)
+        | CatalogError::ShardNotFound(_)
+        | CatalogError::DuplicateShard(_)
+        | CatalogError::TokenNotFound(_)
+        | CatalogError::DuplicateToken(_)
         | CatalogError::IllegalTransition(_)
         | CatalogError::OperationInProgress { .. } => BAD_INPUT,
         _ => FAILED,

@@ -3,6 +3,7 @@
 //! 0 success, 1 an operation failed, 2 bad input or configuration (nothing was written).
 
 mod app_files;
+mod backend;
 mod cli;
 mod commands;
 mod context;

@@ -2,8 +2,10 @@
 //! plain line per step otherwise (indicatif draws nothing without a terminal, and logs and CI
 //! still deserve to see progress).
 
+use crate::backend::Counter;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tenantry_catalog::model::Operation;
 use tenantry_orchestrator::Progress;
@@ -11,6 +13,8 @@ use tenantry_orchestrator::Progress;
 pub struct StepProgress {
     bar: Option<ProgressBar>,
     label: String,
+    /// Steps already reported by [`StepProgress::observe`].
+    seen: AtomicUsize,
 }
 
 impl StepProgress {
@@ -28,7 +32,45 @@ impl StepProgress {
         if let Some(bar) = &bar {
             bar.set_prefix(label.clone());
         }
-        Self { bar, label }
+        Self {
+            bar,
+            label,
+            seen: AtomicUsize::new(0),
+        }
+    }
+
+    /// Reports the steps finished since the last look at an operation that runs elsewhere
+    /// (a server's worker), as [`Progress`] reports those run here.
+    pub fn observe(&self, op: &tenantry_api_types::responses::Operation) {
+        let seen = self.seen.load(Ordering::Relaxed);
+        let finished = op.steps.iter().take_while(|s| s.state == "done").count();
+        for (idx, step) in op.steps.iter().enumerate().take(finished).skip(seen) {
+            match &self.bar {
+                Some(bar) => {
+                    bar.set_position(idx as u64 + 1);
+                    bar.set_message(step.name.clone());
+                }
+                None => eprintln!(
+                    "{} [{}/{}] {} done in {} ms",
+                    self.label,
+                    idx + 1,
+                    op.steps.len(),
+                    step.name,
+                    step.duration_ms.unwrap_or_default()
+                ),
+            }
+        }
+        self.seen.store(seen.max(finished), Ordering::Relaxed);
+        if op.state == "rolling_back" && seen != usize::MAX {
+            let failed = op.steps.iter().find(|s| s.state == "failed");
+            self.line(format!(
+                "{} {} failed: {}; rolling back",
+                self.label,
+                failed.map_or("a step", |s| s.name.as_str()),
+                op.error.as_deref().unwrap_or_default()
+            ));
+            self.seen.store(usize::MAX, Ordering::Relaxed);
+        }
     }
 
     pub fn finish(&self) {
@@ -78,5 +120,48 @@ impl Progress for StepProgress {
             "{} {step} failed: {error}; rolling back",
             self.label
         ));
+    }
+}
+
+/// A bar over items (spaces, databases) when standard error is a terminal, a line per item
+/// otherwise.
+pub struct CounterBar(ProgressBar);
+
+/// A [`CounterBar`] labelled `prefix`, counting `unit`.
+pub fn counter_bar(prefix: &str, unit: &str) -> CounterBar {
+    if !std::io::stderr().is_terminal() {
+        return CounterBar(ProgressBar::hidden());
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{prefix} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{eta}})"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    CounterBar(bar)
+}
+
+impl CounterBar {
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl Counter for CounterBar {
+    fn planned(&self, total: usize) {
+        self.0.set_length(total as u64);
+    }
+
+    fn finished(&self, line: &str) {
+        self.0.inc(1);
+        if self.0.is_hidden() {
+            eprintln!(
+                "[{}/{}] {line}",
+                self.0.position(),
+                self.0.length().unwrap_or(0)
+            );
+        }
     }
 }

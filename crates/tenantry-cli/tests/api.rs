@@ -2,10 +2,39 @@
 
 mod common;
 
-use common::api::{CheckedApi, Server, token};
 use common::make_test_env;
+use common::server::Server;
+use common::spec::SendChecked;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn token(env: &common::Env, scope: &str, name: &str) -> String {
+    let v = env.json(&["token", "create", "--scope", scope, "--name", name]);
+    v["token"].as_str().unwrap().to_owned()
+}
+
+async fn wait_for_operation(
+    client: &reqwest::Client,
+    server: &Server,
+    tok: &str,
+    url: &str,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let op: Value = client
+            .get(server.url(url))
+            .bearer_auth(tok)
+            .checked()
+            .await
+            .body;
+        if op["state"] == "succeeded" || op["state"] == "failed" {
+            return op;
+        }
+        assert!(Instant::now() < deadline, "operation never finished: {op}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tenants_through_the_api_only() {
@@ -13,45 +42,31 @@ async fn tenants_through_the_api_only() {
     let op_tok = token(&env, "operator", "ops");
     let read_tok = token(&env, "reader", "dashboard");
     let server = Server::start(&env, &[]);
-    let api = CheckedApi::new(&server);
-    let client = &api.client;
+    let client = reqwest::Client::new();
 
     for (slug, plan, region, isolation) in [
         ("acme", "standard", "eu-west", "shared"),
         ("globex", "premium", "us-east", "database"),
     ] {
-        let body = json!({ "slug": slug, "plan": plan, "region": region });
-        let (dry_status, planned) = api
-            .call(
-                "post",
-                "/api/v1/tenants",
-                "/api/v1/tenants",
-                &op_tok,
-                Some(json!({ "dry_run": true, "slug": slug, "plan": plan, "region": region })),
-            )
-            .await;
-        assert_eq!(dry_status, StatusCode::OK, "{planned}");
         let res = client
             .post(server.url("/api/v1/tenants"))
             .bearer_auth(&op_tok)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .json(&json!({ "slug": slug, "plan": plan, "region": region }))
+            .checked()
+            .await;
         assert_eq!(res.status(), StatusCode::ACCEPTED);
         let location = res.headers()["location"].to_str().unwrap().to_owned();
-        let accepted = api.spec.body("post", "/api/v1/tenants", res).await;
+        let accepted: Value = res.body.clone();
         assert_eq!(accepted["operation_url"], location);
-        let op = api.finish(&location, &read_tok).await;
+        let op = wait_for_operation(&client, &server, &read_tok, &location).await;
         assert_eq!(op["state"], "succeeded", "{op}");
         assert_eq!(op["steps_done"], op["steps_total"]);
-        let t = api
-            .get(
-                "/api/v1/tenants/{slug}",
-                &format!("/api/v1/tenants/{slug}"),
-                &read_tok,
-            )
-            .await;
+        let t: Value = client
+            .get(server.url(&format!("/api/v1/tenants/{slug}")))
+            .bearer_auth(&read_tok)
+            .checked()
+            .await
+            .body;
         assert_eq!(
             (t["state"].as_str(), t["isolation"].as_str()),
             (Some("active"), Some(isolation))
@@ -59,93 +74,68 @@ async fn tenants_through_the_api_only() {
     }
 
     for (action, state) in [("suspend", "suspended"), ("resume", "active")] {
-        let (status, accepted) = api
-            .call(
-                "post",
-                &format!("/api/v1/tenants/{{slug}}/{action}"),
-                &format!("/api/v1/tenants/acme/{action}"),
-                &op_tok,
-                None,
-            )
+        let res = client
+            .post(server.url(&format!("/api/v1/tenants/acme/{action}")))
+            .bearer_auth(&op_tok)
+            .checked()
             .await;
-        assert_eq!(status, StatusCode::ACCEPTED);
-        api.finish(accepted["operation_url"].as_str().unwrap(), &read_tok)
-            .await;
-        let t = api
-            .get("/api/v1/tenants/{slug}", "/api/v1/tenants/acme", &read_tok)
-            .await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let accepted: Value = res.body.clone();
+        let url = accepted["operation_url"].as_str().unwrap().to_owned();
+        wait_for_operation(&client, &server, &read_tok, &url).await;
+        let t: Value = client
+            .get(server.url("/api/v1/tenants/acme"))
+            .bearer_auth(&read_tok)
+            .checked()
+            .await
+            .body;
         assert_eq!(t["state"], state);
     }
-    let page = api
-        .get("/api/v1/tenants", "/api/v1/tenants?limit=1", &read_tok)
-        .await;
+    let page: Value = client
+        .get(server.url("/api/v1/tenants?limit=1"))
+        .bearer_auth(&read_tok)
+        .checked()
+        .await
+        .body;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["next_cursor"], "1");
-    let (status, accepted) = api
-        .call(
-            "delete",
-            "/api/v1/tenants/{slug}",
-            "/api/v1/tenants/globex",
-            &op_tok,
-            None,
-        )
+    let res = client
+        .delete(server.url("/api/v1/tenants/globex"))
+        .bearer_auth(&op_tok)
+        .checked()
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let op = api
-        .finish(accepted["operation_url"].as_str().unwrap(), &read_tok)
-        .await;
+    let accepted: Value = res.body.clone();
+    let op = wait_for_operation(
+        &client,
+        &server,
+        &read_tok,
+        accepted["operation_url"].as_str().unwrap(),
+    )
+    .await;
     assert_eq!(op["state"], "succeeded");
-    let history = api
-        .get(
-            "/api/v1/tenants/{slug}/history",
-            "/api/v1/tenants/globex/history",
-            &read_tok,
-        )
-        .await;
+    let history: Value = client
+        .get(server.url("/api/v1/tenants/globex/history"))
+        .bearer_auth(&read_tok)
+        .checked()
+        .await
+        .body;
     assert_eq!(history.as_array().unwrap().last().unwrap()["to"], "deleted");
 
     // Resuming an active tenant is a conflict, as a problem document.
-    let (status, problem) = api
-        .call(
-            "post",
-            "/api/v1/tenants/{slug}/resume",
-            "/api/v1/tenants/acme/resume",
-            &op_tok,
-            None,
-        )
+    let res = client
+        .post(server.url("/api/v1/tenants/acme/resume"))
+        .bearer_auth(&op_tok)
+        .checked()
         .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
-    let (status, _) = api
-        .call(
-            "get",
-            "/api/v1/tenants/{slug}",
-            "/api/v1/tenants/nobody",
-            &read_tok,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = api
-        .call(
-            "post",
-            "/api/v1/tenants",
-            "/api/v1/tenants",
-            &read_tok,
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
 
-    for (template, path) in [
-        ("/api/v1/regions", "/api/v1/regions"),
-        ("/api/v1/shards", "/api/v1/shards"),
-        ("/api/v1/events/dead-letters", "/api/v1/events/dead-letters"),
-    ] {
-        api.get(template, path, &read_tok).await;
-    }
-    let events = api
-        .get("/api/v1/events", "/api/v1/events?tenant=acme", &read_tok)
-        .await;
+    let events: Value = client
+        .get(server.url("/api/v1/events?tenant=acme"))
+        .bearer_auth(&read_tok)
+        .checked()
+        .await
+        .body;
     let types: Vec<&str> = events["items"]
         .as_array()
         .unwrap()
@@ -162,30 +152,6 @@ async fn tenants_through_the_api_only() {
             "TenantResumed"
         ]
     );
-
-    // Metrics are open and count what the catalog holds (no tenant id among the labels).
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in [
-        r#"tenantry_tenants{state="active",isolation="shared",region="eu-west"} 1"#,
-        r#"tenantry_tenants{state="deleted",isolation="database",region="us-east"} 1"#,
-        r#"tenantry_operations{kind="provision",state="succeeded"} 2"#,
-        r#"tenantry_operations{kind="delete",state="succeeded"} 1"#,
-        r#"tenantry_operations{kind="suspend",state="succeeded"} 1"#,
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "{line} missing from:\n{metrics}"
-        );
-    }
-    assert!(metrics.contains("tenantry_operation_duration_seconds"));
-    assert!(metrics.contains(r#"tenantry_http_requests_total{route="/api/v1/tenants/{slug}""#));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -206,31 +172,22 @@ async fn tokens_scopes_and_bad_input() {
         if let Some(t) = tok {
             req = req.bearer_auth(t);
         }
-        req.send()
+        req.checked()
     };
     assert_eq!(
-        post(None, body.to_string()).await.unwrap().status(),
+        post(None, body.to_string()).await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        post(Some("tty_nonsense"), body.to_string())
-            .await
-            .unwrap()
-            .status(),
+        post(Some("tty_nonsense"), body.to_string()).await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        post(Some(&revoked), body.to_string())
-            .await
-            .unwrap()
-            .status(),
+        post(Some(&revoked), body.to_string()).await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        post(Some(&read_tok), body.to_string())
-            .await
-            .unwrap()
-            .status(),
+        post(Some(&read_tok), body.to_string()).await.status(),
         StatusCode::FORBIDDEN
     );
 
@@ -264,10 +221,10 @@ async fn tokens_scopes_and_bad_input() {
         ),
     ];
     for (body, status, field) in cases {
-        let res = post(Some(&op_tok), body.clone()).await.unwrap();
+        let res = post(Some(&op_tok), body.clone()).await;
         assert_eq!(res.status(), status, "{}", &body[..body.len().min(80)]);
         assert_eq!(res.headers()["content-type"], "application/problem+json");
-        let problem: Value = res.json().await.unwrap();
+        let problem: Value = res.body.clone();
         assert!(
             problem["type"]
                 .as_str()
@@ -281,12 +238,9 @@ async fn tokens_scopes_and_bad_input() {
     let tenants: Value = client
         .get(server.url("/api/v1/tenants"))
         .bearer_auth(&read_tok)
-        .send()
+        .checked()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body;
     assert!(
         tenants["items"].as_array().unwrap().is_empty(),
         "nothing was created"
@@ -299,12 +253,12 @@ async fn tokens_scopes_and_bad_input() {
             .bearer_auth(&op_tok)
             .header("idempotency-key", "signup-42")
             .json(&body)
-            .send()
+            .checked()
     };
-    let first: Value = send().await.unwrap().json().await.unwrap();
-    let again = send().await.unwrap();
+    let first: Value = send().await.body;
+    let again = send().await;
     assert_eq!(again.status(), StatusCode::ACCEPTED);
-    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(again.body, first);
     let all = env.json(&["tenant", "list", "--all"]);
     assert_eq!(all.as_array().unwrap().len(), 1);
 }
@@ -339,5 +293,128 @@ async fn the_served_openapi_document_is_the_committed_one() {
     assert_eq!(
         reqwest::get(server.url("/readyz")).await.unwrap().status(),
         StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_routes_of_the_remote_cli_answer_as_documented() {
+    let env = make_test_env();
+    env.create("acme", "standard", "eu-west", &[]);
+    let admin = token(&env, "admin", "root");
+    let server = Server::start(&env, &[]);
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(server.url(path)).bearer_auth(&admin);
+    let post = |path: &str, body: Value| {
+        client
+            .post(server.url(path))
+            .bearer_auth(&admin)
+            .json(&body)
+    };
+
+    let ops = get("/api/v1/operations?tenant=acme").checked().await.body;
+    let op_id = ops[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        get("/api/v1/operations?open=true").checked().await.body,
+        json!([])
+    );
+    let resumed = post(&format!("/api/v1/operations/{op_id}/resume"), json!({}))
+        .checked()
+        .await;
+    assert_eq!(
+        resumed.status(),
+        StatusCode::OK,
+        "a finished operation is answered as is"
+    );
+    assert_eq!(
+        get("/api/v1/plans")
+            .checked()
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    let storage = get("/api/v1/tenants/acme/storage").checked().await.body;
+    assert_eq!(storage["exists"], true);
+    get("/api/v1/pool").checked().await;
+    get("/api/v1/events/dead-letters").checked().await;
+
+    let dir = env.path().join("extra");
+    let shard = post(
+        "/api/v1/shards",
+        json!({ "name": "eu-west-9", "region": "eu-west", "engine": "sqlite",
+                "directory": dir.to_str().unwrap(), "capacity": 10 }),
+    )
+    .checked()
+    .await;
+    assert_eq!(shard.status(), StatusCode::CREATED);
+    let again = post(
+        "/api/v1/shards",
+        json!({ "name": "eu-west-9", "region": "eu-west", "engine": "sqlite",
+                "directory": dir.to_str().unwrap(), "capacity": 10 }),
+    )
+    .checked()
+    .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let drained = post("/api/v1/shards/eu-west-9/drain", json!({}))
+        .checked()
+        .await;
+    assert_eq!(drained.body["state"], "draining");
+    let missing = post("/api/v1/shards/nowhere/activate", json!({}))
+        .checked()
+        .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    let planned = post(
+        "/api/v1/migrations",
+        json!({ "concurrency": 2, "dry_run": true }),
+    )
+    .checked()
+    .await;
+    assert_eq!(planned.status(), StatusCode::OK);
+    let bad = post("/api/v1/migrations", json!({ "concurrency": 0 }))
+        .checked()
+        .await;
+    assert_eq!(bad.body["field"], "concurrency");
+
+    let created = post(
+        "/api/v1/tokens",
+        json!({ "scope": "reader", "name": "dash" }),
+    )
+    .checked()
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert!(created.body["token"].as_str().unwrap().starts_with("tty_"));
+    let listed = get("/api/v1/tokens").checked().await.body;
+    assert!(listed.to_string().contains("dash") && !listed.to_string().contains("tty_"));
+    let reader = created.body["token"].as_str().unwrap().to_owned();
+    let refused = client
+        .get(server.url("/api/v1/tokens"))
+        .bearer_auth(&reader)
+        .checked()
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let revoked = client
+        .delete(server.url("/api/v1/tokens/dash"))
+        .bearer_auth(&admin)
+        .checked()
+        .await;
+    assert!(revoked.body["revoked_at"].is_string());
+}
+
+/// The check itself refuses a body that drifts from the document.
+#[test]
+#[should_panic(expected = "does not match the OpenAPI document")]
+fn a_body_that_drifts_from_the_document_fails_the_check() {
+    let shard = json!({ "name": "x", "region": "eu-west", "engine": "sqlite", "state": "active",
+        "capacity": 1, "used": 0, "room_left": 1, "tenants": 0, "location": null,
+        "colour": "red" });
+    common::spec::SPEC.check(
+        "get",
+        "/api/v1/shards",
+        200,
+        "application/json",
+        &json!([shard]),
     );
 }

@@ -463,18 +463,6 @@ async fn a_crash_at_any_phase_is_resumed_to_one_result() {
                 .await;
             wait_for_crash(&mut server);
             drop(server);
-            if *phase == "apply" && point == "before" {
-                // Stopped before Apply: the plan is already there to be read.
-                let ops = env.json(&["ops", "list"]);
-                let open = ops
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|o| o["state"] == "running")
-                    .expect("the interrupted operation");
-                let shown = env.json(&["ops", "show", open["id"].as_str().unwrap()]);
-                assert_eq!(shown["plan"]["add"], 3, "{shown}");
-            }
 
             let resumed = env.json(&["ops", "resume"]);
             assert_eq!(
@@ -567,10 +555,6 @@ async fn drift_is_found_by_one_reconcile_pass_and_gone_at_the_next() {
         )
         .await;
         assert_eq!(op["state"], "succeeded", "{op}");
-        // `ops show` gives the plan the Plan phase stored.
-        let shown = env.json(&["ops", "show", op["id"].as_str().unwrap()]);
-        assert_eq!(shown["plan"]["add"], 3, "{shown}");
-        assert_eq!(shown["kind"], "infra_provision");
     }
     let id = env.json(&["tenant", "show", "acme"])["id"]
         .as_str()

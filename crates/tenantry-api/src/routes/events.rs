@@ -21,7 +21,7 @@ pub struct EventsQuery {
 
 /// Events in outbox order.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventsQuery),
-    responses((status = 200, body = EventPage), (status = 422, body = crate::problem::Problem)),
+    responses((status = 200, body = EventPage), (status = 422, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["reader"])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -48,7 +48,7 @@ pub async fn list(
 }
 
 /// An event a sink refused for good.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub sink: String,
     pub seq: i64,

@@ -71,9 +71,9 @@ async fn queue(
     responses(
         (status = 202, description = "Provisioning queued", body = Accepted),
         (status = 200, description = "Dry run: the plan", body = InfrastructurePlan),
-        (status = 404, body = crate::problem::Problem),
-        (status = 409, description = "Another operation of the tenant is under way", body = crate::problem::Problem),
-        (status = 422, description = "Invalid request (region, cloud provider, tier, infrastructure that exists)", body = crate::problem::Problem),
+        (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another operation of the tenant is under way", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request (region, cloud provider, tier, infrastructure that exists)", body = crate::problem::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["operator"])))]
 pub async fn provision(
@@ -108,9 +108,9 @@ pub async fn provision(
     responses(
         (status = 202, description = "Update queued", body = Accepted),
         (status = 200, description = "Dry run: the plan", body = InfrastructurePlan),
-        (status = 404, body = crate::problem::Problem),
-        (status = 409, body = crate::problem::Problem),
-        (status = 422, body = crate::problem::Problem),
+        (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::problem::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["operator"])))]
 pub async fn update(
@@ -159,9 +159,9 @@ pub async fn update(
     params(("tenantId" = String, Path, description = "The tenant's id or slug")),
     responses(
         (status = 202, description = "Deprovisioning queued", body = Accepted),
-        (status = 404, body = crate::problem::Problem),
-        (status = 409, body = crate::problem::Problem),
-        (status = 422, body = crate::problem::Problem),
+        (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::problem::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["operator"])))]
 pub async fn deprovision(
@@ -183,7 +183,7 @@ pub async fn deprovision(
 /// phase of its latest operation.
 #[utoipa::path(get, path = "/api/v1/infrastructure/tenants/{tenantId}", tag = "infrastructure",
     params(("tenantId" = String, Path, description = "The tenant's id or slug")),
-    responses((status = 200, body = TenantInfrastructure), (status = 404, body = crate::problem::Problem)),
+    responses((status = 200, body = TenantInfrastructure), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["reader"])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -236,7 +236,7 @@ pub async fn show(
 /// Every status change of a tenant's infrastructure, oldest first.
 #[utoipa::path(get, path = "/api/v1/infrastructure/tenants/{tenantId}/transitions", tag = "infrastructure",
     params(("tenantId" = String, Path, description = "The tenant's id or slug")),
-    responses((status = 200, body = [InfrastructureTransition]), (status = 404, body = crate::problem::Problem)),
+    responses((status = 200, body = [InfrastructureTransition]), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["reader"])))]
 pub async fn transitions(
     State(state): State<AppState>,

@@ -3,8 +3,14 @@
 pub mod events;
 pub mod health;
 pub mod infrastructure;
+pub mod migrations;
 pub mod operations;
+pub mod plans;
+pub mod pool;
+pub mod shard_admin;
+pub mod storage;
 pub mod tenants;
+pub mod tokens;
 pub mod topology;
 
 use crate::problem::Problem;

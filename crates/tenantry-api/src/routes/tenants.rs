@@ -42,8 +42,8 @@ pub(crate) fn accepted(op: &Operation, slug: &str) -> Response {
     responses(
         (status = 202, description = "Provisioning queued", body = Accepted),
         (status = 200, description = "Dry run: the plan", body = ProvisionPlan),
-        (status = 409, description = "Slug taken, or no room", body = crate::problem::Problem),
-        (status = 422, description = "Invalid request", body = crate::problem::Problem),
+        (status = 409, description = "Slug taken, or no room", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request", body = crate::problem::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["operator"])))]
 pub async fn create(
@@ -146,17 +146,7 @@ async fn create_once(
         admin_email: body.admin_email,
     };
     if body.dry_run {
-        let plan = state.orch.plan_provision(&req).await?;
-        let plan = ProvisionPlan {
-            slug: plan.slug.to_string(),
-            plan: plan.plan,
-            region: plan.region,
-            placement: plan.placement,
-            shard: plan.shard,
-            space: plan.space,
-            admin_email: plan.admin_email,
-            steps: plan.steps.iter().map(|s| s.to_string()).collect(),
-        };
+        let plan = convert::provision_plan(state.orch.plan_provision(&req).await?);
         return Ok((
             StatusCode::OK,
             serde_json::to_value(plan).unwrap_or_default(),
@@ -183,6 +173,8 @@ pub struct ListQuery {
     pub isolation: Option<String>,
     /// Only tenants of this plan.
     pub plan: Option<String>,
+    /// Include deleted tenants (default: only with `state=deleted`).
+    pub include_deleted: Option<bool>,
     /// At most this many (1–1000, default 100).
     pub limit: Option<usize>,
     /// From a previous page's `next_cursor`.
@@ -191,7 +183,7 @@ pub struct ListQuery {
 
 /// List tenants (deleted ones only with `state=deleted`).
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(ListQuery),
-    responses((status = 200, body = TenantPage), (status = 422, body = crate::problem::Problem)),
+    responses((status = 200, body = TenantPage), (status = 422, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["reader"])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -227,7 +219,8 @@ pub async fn list(
         region: q.region,
         isolation,
         plan: q.plan,
-        include_deleted: parse_state == Some(TenantState::Deleted),
+        include_deleted: q.include_deleted == Some(true)
+            || parse_state == Some(TenantState::Deleted),
     };
     let all = state.orch.catalog().tenants(&filter).await?;
     let total = all.len();
@@ -247,7 +240,7 @@ pub async fn list(
 /// One tenant.
 #[utoipa::path(get, path = "/api/v1/tenants/{slug}", tag = "tenants",
     params(("slug" = String, Path, description = "The tenant's slug")),
-    responses((status = 200, body = Tenant), (status = 404, body = crate::problem::Problem)),
+    responses((status = 200, body = Tenant), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["reader"])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -260,7 +253,7 @@ pub async fn show(
 /// The tenant's transitions, oldest first.
 #[utoipa::path(get, path = "/api/v1/tenants/{slug}/history", tag = "tenants",
     params(("slug" = String, Path, description = "The tenant's slug")),
-    responses((status = 200, body = [Transition]), (status = 404, body = crate::problem::Problem)),
+    responses((status = 200, body = [Transition]), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["reader"])))]
 pub async fn history(
     State(state): State<AppState>,
@@ -288,7 +281,7 @@ async fn change(
 /// Suspend a tenant (data and storage are kept).
 #[utoipa::path(post, path = "/api/v1/tenants/{slug}/suspend", tag = "tenants",
     params(("slug" = String, Path, description = "The tenant's slug")),
-    responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)),
+    responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"), (status = 409, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["operator"])))]
 pub async fn suspend(
     State(state): State<AppState>,
@@ -301,7 +294,7 @@ pub async fn suspend(
 /// Resume a suspended tenant.
 #[utoipa::path(post, path = "/api/v1/tenants/{slug}/resume", tag = "tenants",
     params(("slug" = String, Path, description = "The tenant's slug")),
-    responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)),
+    responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"), (status = 409, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["operator"])))]
 pub async fn resume(
     State(state): State<AppState>,
@@ -314,7 +307,7 @@ pub async fn resume(
 /// Delete a tenant: its space and storage are removed, its record kept (state `deleted`).
 #[utoipa::path(delete, path = "/api/v1/tenants/{slug}", tag = "tenants",
     params(("slug" = String, Path, description = "The tenant's slug")),
-    responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)),
+    responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"), (status = 409, body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = ["operator"])))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -1,33 +1,30 @@
-//! `tenantry events list`.
+//! `tenantry events …`: the outbox, read or followed (locally or through a server, by polling
+//! the cursor either way).
 
-use crate::cli::{Cli, EventsCommand};
-use crate::context::open;
+use crate::backend;
+use crate::cli::{Cli, EventsCommand, Output};
 use crate::output::{emit, table};
 use anyhow::Result;
+use std::time::Duration;
+
+/// How often `events tail` looks for new events.
+const TAIL_POLL: Duration = Duration::from_millis(500);
 
 pub async fn run(cli: &Cli, cmd: &EventsCommand) -> Result<()> {
-    let orch = open(cli).await?;
+    let b = backend::open(cli).await?;
     match cmd {
         EventsCommand::Tail { tenant, after } => {
-            let tenant_id = match tenant {
-                Some(slug) => Some(orch.catalog().tenant_by_slug(slug).await?.id),
-                None => None,
-            };
+            let tenant = tenant.as_deref();
             let mut cursor = match after {
                 Some(a) => *a,
-                None => orch
-                    .catalog()
-                    .events(tenant_id, 0, i64::MAX)
-                    .await?
-                    .last()
-                    .map_or(0, |e| e.seq),
+                None => b.last_event(tenant).await?,
             };
             loop {
-                for e in orch.catalog().events(tenant_id, cursor, 500).await? {
+                for e in b.events(tenant, cursor, 500).await? {
                     cursor = e.seq;
                     match cli.output {
-                        crate::cli::Output::Json => println!("{}", serde_json::to_string(&e)?),
-                        crate::cli::Output::Table => println!(
+                        Output::Json => println!("{}", serde_json::to_string(&e)?),
+                        Output::Table => println!(
                             "{} {} {} {}",
                             e.seq,
                             e.created_at.to_rfc3339(),
@@ -38,12 +35,12 @@ pub async fn run(cli: &Cli, cmd: &EventsCommand) -> Result<()> {
                 }
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => return Ok(()),
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                    _ = tokio::time::sleep(TAIL_POLL) => {}
                 }
             }
         }
         EventsCommand::DeadLetters => {
-            let letters = orch.catalog().dead_letters().await?;
+            let letters = b.dead_letters().await?;
             emit(cli.output, &letters, |letters| {
                 let mut t = table(&["sink", "seq", "attempts", "at", "error"]);
                 for d in letters {
@@ -63,11 +60,7 @@ pub async fn run(cli: &Cli, cmd: &EventsCommand) -> Result<()> {
             after,
             limit,
         } => {
-            let tenant_id = match tenant {
-                Some(slug) => Some(orch.catalog().tenant_by_slug(slug).await?.id),
-                None => None,
-            };
-            let events = orch.catalog().events(tenant_id, *after, *limit).await?;
+            let events = b.events(tenant.as_deref(), *after, *limit).await?;
             emit(cli.output, &events, |events| {
                 let mut t = table(&["seq", "type", "tenant", "at", "id"]);
                 for e in events {

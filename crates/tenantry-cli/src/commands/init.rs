@@ -101,7 +101,7 @@ async fn create_catalog_database(admin_url: &str) -> Result<()> {
     let mut conn = sqlx::PgConnection::connect(admin_url).await.with_context(|| {
         format!(
             "connecting to {} (give a superuser URL such as postgres://postgres@127.0.0.1:5432/postgres)",
-            super::shard::redact_url(admin_url)
+            tenantry_api::convert::redact_url(admin_url)
         )
     })?;
     let exists: bool = sqlx::query_scalar(

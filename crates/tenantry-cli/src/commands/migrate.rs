@@ -1,90 +1,47 @@
 //! `tenantry migrate`: the fleet migration, with a progress bar and a result per space.
 
+use crate::backend;
 use crate::cli::{Cli, MigrateArgs};
-use crate::context::open;
 use crate::output::{emit, table};
+use crate::progress::counter_bar;
 use anyhow::Result;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
-use tenantry_orchestrator::fleet::{FleetProgress, FleetSelection, SpaceOutcome, SpaceResult};
+use tenantry_api_types::admin::{MigrateFleet, SpaceResult};
 
-struct Bar(ProgressBar);
-
-impl FleetProgress for Bar {
-    fn planned(&self, spaces: usize) {
-        self.0.set_length(spaces as u64);
-    }
-
-    fn finished(&self, r: &SpaceResult) {
-        self.0.inc(1);
-        if self.0.is_hidden() {
-            eprintln!(
-                "[{}/{}] {} {}",
-                self.0.position(),
-                self.0.length().unwrap_or(0),
-                r.label,
-                describe(&r.outcome)
-            );
-        }
-    }
-}
-
-fn describe(o: &SpaceOutcome) -> String {
-    match o {
-        SpaceOutcome::Migrated { from, to } => format!(
-            "migrated {} → {}",
-            from.map_or("none".into(), |v| v.to_string()),
-            to.map_or("none".into(), |v| v.to_string())
-        ),
-        SpaceOutcome::UpToDate { version } => {
-            format!(
-                "up to date ({})",
-                version.map_or("none".into(), |v| v.to_string())
-            )
-        }
-        SpaceOutcome::WouldApply { migrations } if migrations.is_empty() => {
-            "nothing to apply".into()
-        }
-        SpaceOutcome::WouldApply { migrations } => format!(
-            "would apply {}",
-            migrations
-                .iter()
-                .map(|(v, d)| format!("{v}_{d}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        SpaceOutcome::Failed { error } => format!("FAILED: {error}"),
+/// One space's result, in words.
+pub fn describe_space(r: &SpaceResult) -> String {
+    let v = |v: Option<i64>| v.map_or("none".into(), |v| v.to_string());
+    match r.result.as_str() {
+        "migrated" => format!("migrated {} → {}", v(r.from), v(r.to)),
+        "up_to_date" => format!("up to date ({})", v(r.version)),
+        "would_apply" => match r.migrations.as_deref() {
+            None | Some([]) => "nothing to apply".into(),
+            Some(ms) => format!(
+                "would apply {}",
+                ms.iter()
+                    .map(|(v, d)| format!("{v}_{d}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+        "failed" => format!("FAILED: {}", r.error.as_deref().unwrap_or_default()),
+        other => other.to_owned(),
     }
 }
 
 pub async fn run(cli: &Cli, args: &MigrateArgs) -> Result<()> {
-    let orch = open(cli).await?;
-    let selection = FleetSelection {
-        slugs: args.tenants.clone(),
+    let b = backend::open(cli).await?;
+    let req = MigrateFleet {
+        tenants: args.tenants.clone(),
         region: args.region.clone(),
         isolation: args.isolation,
+        concurrency: args.concurrency,
+        dry_run: args.dry_run,
     };
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("migrating [{bar:30}] {pos}/{len} spaces ({eta})")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-    let progress = Bar(bar);
-    let mut results = orch
-        .migrate_fleet(&selection, args.concurrency, args.dry_run, &progress)
-        .await?;
-    progress.0.finish_and_clear();
-    results.sort_by(|a, b| a.label.cmp(&b.label));
-    let failed: Vec<&SpaceResult> = results
-        .iter()
-        .filter(|r| matches!(r.outcome, SpaceOutcome::Failed { .. }))
-        .collect();
+    let bar = counter_bar("migrating", "spaces");
+    let results = b.migrate(req, &bar).await;
+    bar.finish();
+    let results = results?;
+    let failed: Vec<&SpaceResult> = results.iter().filter(|r| r.result == "failed").collect();
     emit(cli.output, &results, |results| {
         let mut t = table(&["space", "isolation", "shard", "tenants", "result", "took"]);
         for r in results {
@@ -93,7 +50,7 @@ pub async fn run(cli: &Cli, args: &MigrateArgs) -> Result<()> {
                 r.isolation.to_string(),
                 r.shard.clone(),
                 r.tenants.len().to_string(),
-                describe(&r.outcome),
+                describe_space(r),
                 format!("{} ms", r.took_ms),
             ]);
         }

@@ -1,50 +1,26 @@
 //! `tenantry pool …`: the warm pool for cold onboarding — databases created and migrated ahead
 //! of time, so that provisioning a dedicated tenant only has to claim one.
 
+use crate::backend;
 use crate::cli::{Cli, PoolCommand};
-use crate::context::open;
 use crate::output::{emit, table};
+use crate::progress::counter_bar;
 use anyhow::Result;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
 
 pub async fn run(cli: &Cli, cmd: &PoolCommand) -> Result<()> {
-    let orch = open(cli).await?;
+    let b = backend::open(cli).await?;
     match cmd {
         PoolCommand::Fill { shard, count } => {
-            let bar = if std::io::stderr().is_terminal() {
-                let bar = ProgressBar::new(u64::from(*count));
-                bar.set_style(
-                    ProgressStyle::with_template("filling {msg} [{bar:30}] {pos}/{len} ({eta})")
-                        .expect("valid template")
-                        .progress_chars("=> "),
-                );
-                bar.set_message(shard.clone());
-                bar
-            } else {
-                ProgressBar::hidden()
-            };
-            let created = orch
-                .fill_pool(shard, *count, &|done| {
-                    bar.set_position(u64::from(done));
-                    if bar.is_hidden() {
-                        eprintln!("pool {shard}: {done}/{count} databases ready");
-                    }
-                })
-                .await;
-            bar.finish_and_clear();
-            let created = created?;
-            let status = orch.catalog().pool_status().await?;
-            emit(
-                cli.output,
-                &serde_json::json!({ "created": created, "pool": status }),
-                |_| {
-                    println!("Created {created} database(s) in the pool of {shard}.");
-                },
-            );
+            let bar = counter_bar(&format!("filling {shard}"), "databases");
+            let filled = b.fill_pool(shard, *count, &bar).await;
+            bar.finish();
+            let filled = filled?;
+            emit(cli.output, &filled, |f| {
+                println!("Created {} database(s) in the pool of {shard}.", f.created);
+            });
         }
         PoolCommand::Status => {
-            let status = orch.catalog().pool_status().await?;
+            let status = b.pool_status().await?;
             emit(cli.output, &status, |rows| {
                 let mut t = table(&["shard", "available", "claimed"]);
                 for r in rows {

@@ -1,41 +1,43 @@
 //! `tenantry tenant …`.
 
+use crate::backend::{self, Backend, TenantQuery};
 use crate::cli::{Cli, CreateArgs, ListArgs, Output, TenantCommand};
-use crate::context::open;
 use crate::output::{emit, or_dash, table};
 use crate::progress::StepProgress;
 use anyhow::Result;
 use serde::Serialize;
-use tenantry_catalog::model::{OperationKind, Tenant, TenantFilter};
-use tenantry_infra::TenantStorage;
-use tenantry_orchestrator::{Orchestrator, ProvisionRequest};
+use tenantry_api_types::requests::CreateTenant;
+use tenantry_api_types::responses::{Tenant, TenantStorage};
+use tenantry_catalog::model::OperationKind;
 
 pub async fn run(cli: &Cli, cmd: &TenantCommand) -> Result<()> {
-    let orch = open(cli).await?;
+    let b = backend::open(cli).await?;
+    let b = b.as_ref();
     match cmd {
-        TenantCommand::Create(args) => create(cli, &orch, args).await,
-        TenantCommand::List(args) => list(cli, &orch, args).await,
-        TenantCommand::Show(a) => show(cli, &orch, &a.slug).await,
-        TenantCommand::History(a) => history(cli, &orch, &a.slug).await,
-        TenantCommand::Suspend(a) => change(cli, &orch, &a.slug, OperationKind::Suspend).await,
-        TenantCommand::Resume(a) => change(cli, &orch, &a.slug, OperationKind::Resume).await,
-        TenantCommand::Delete(a) => change(cli, &orch, &a.slug, OperationKind::Delete).await,
+        TenantCommand::Create(args) => create(cli, b, args).await,
+        TenantCommand::List(args) => list(cli, b, args).await,
+        TenantCommand::Show(a) => show(cli, b, &a.slug).await,
+        TenantCommand::History(a) => history(cli, b, &a.slug).await,
+        TenantCommand::Suspend(a) => change(cli, b, &a.slug, OperationKind::Suspend).await,
+        TenantCommand::Resume(a) => change(cli, b, &a.slug, OperationKind::Resume).await,
+        TenantCommand::Delete(a) => change(cli, b, &a.slug, OperationKind::Delete).await,
     }
 }
 
-async fn create(cli: &Cli, orch: &Orchestrator, args: &CreateArgs) -> Result<()> {
-    let req = ProvisionRequest {
+async fn create(cli: &Cli, b: &dyn Backend, args: &CreateArgs) -> Result<()> {
+    let req = CreateTenant {
         slug: args.slug.clone(),
         plan: args.plan.clone(),
         region: args.region.clone(),
         compliance: args.compliance.clone(),
         members: args.members,
         monthly_api_calls: args.monthly_api_calls,
-        isolation: args.isolation,
+        isolation: args.isolation.map(|i| i.to_string()),
         admin_email: args.admin_email.clone(),
+        dry_run: args.dry_run,
     };
     if args.dry_run {
-        let plan = orch.plan_provision(&req).await?;
+        let plan = b.plan_provision(req).await?;
         let value = serde_json::json!({ "dry_run": true, "plan": plan });
         emit(cli.output, &value, |_| {
             println!("Dry run: nothing was changed.");
@@ -53,8 +55,9 @@ async fn create(cli: &Cli, orch: &Orchestrator, args: &CreateArgs) -> Result<()>
         });
         return Ok(());
     }
-    let (tenant, op) = orch.request_provision(&req).await?;
+    let op = b.request_provision(req).await?;
     if args.no_wait {
+        let tenant = b.tenant(&args.slug).await?;
         emit(
             cli.output,
             &serde_json::json!({ "tenant": tenant, "operation": op }),
@@ -67,22 +70,22 @@ async fn create(cli: &Cli, orch: &Orchestrator, args: &CreateArgs) -> Result<()>
         );
         return Ok(());
     }
-    let progress = StepProgress::new(format!("provisioning {}", tenant.slug), op.steps.len());
-    let result = orch.run_or_follow(op.id, &progress).await;
+    let progress = StepProgress::new(format!("provisioning {}", args.slug), op.steps_total);
+    let result = b.wait(&op, &progress).await;
     progress.finish();
     result?;
-    show(cli, orch, &tenant.slug).await
+    show(cli, b, &args.slug).await
 }
 
-async fn list(cli: &Cli, orch: &Orchestrator, args: &ListArgs) -> Result<()> {
-    let filter = TenantFilter {
+async fn list(cli: &Cli, b: &dyn Backend, args: &ListArgs) -> Result<()> {
+    let query = TenantQuery {
         state: args.state,
         region: args.region.clone(),
         isolation: args.isolation,
         plan: args.plan.clone(),
         include_deleted: args.all,
     };
-    let tenants = orch.catalog().tenants(&filter).await?;
+    let tenants = b.tenants(&query).await?;
     emit(cli.output, &tenants, |tenants| {
         let mut t = table(&[
             "slug",
@@ -112,38 +115,18 @@ async fn list(cli: &Cli, orch: &Orchestrator, args: &ListArgs) -> Result<()> {
     Ok(())
 }
 
-/// What `tenant show` prints: the catalog record and its storage.
+/// What `tenant show` prints: the tenant and its storage.
 #[derive(Serialize)]
 struct TenantView {
     #[serde(flatten)]
     tenant: Tenant,
-    storage: StorageView,
+    storage: TenantStorage,
 }
 
-#[derive(Serialize)]
-struct StorageView {
-    prefix: String,
-    location: String,
-    exists: bool,
-    objects: u64,
-    bytes: u64,
-    quota_mb: Option<u64>,
-}
-
-async fn show(cli: &Cli, orch: &Orchestrator, slug: &str) -> Result<()> {
-    let tenant = orch.catalog().tenant_by_slug(slug).await?;
-    let storage = orch.storage();
-    let usage = storage.usage(&tenant.region, tenant.id).await?;
+async fn show(cli: &Cli, b: &dyn Backend, slug: &str) -> Result<()> {
     let view = TenantView {
-        storage: StorageView {
-            prefix: TenantStorage::prefix(&tenant.region, tenant.id).to_string(),
-            location: storage.location().to_owned(),
-            exists: storage.exists(&tenant.region, tenant.id).await?,
-            objects: usage.objects,
-            bytes: usage.bytes,
-            quota_mb: orch.config().plan(&tenant.plan).map(|p| p.storage_quota_mb),
-        },
-        tenant,
+        tenant: b.tenant(slug).await?,
+        storage: b.storage(slug).await?,
     };
     emit(cli.output, &view, |v| {
         let t = &v.tenant;
@@ -207,9 +190,8 @@ async fn show(cli: &Cli, orch: &Orchestrator, slug: &str) -> Result<()> {
     Ok(())
 }
 
-async fn history(cli: &Cli, orch: &Orchestrator, slug: &str) -> Result<()> {
-    let tenant = orch.catalog().tenant_by_slug(slug).await?;
-    let transitions = orch.catalog().history(tenant.id).await?;
+async fn history(cli: &Cli, b: &dyn Backend, slug: &str) -> Result<()> {
+    let transitions = b.history(slug).await?;
     emit(cli.output, &transitions, |rows| {
         let mut t = table(&["at", "from", "to", "trigger", "actor"]);
         for r in rows {
@@ -226,13 +208,13 @@ async fn history(cli: &Cli, orch: &Orchestrator, slug: &str) -> Result<()> {
     Ok(())
 }
 
-async fn change(cli: &Cli, orch: &Orchestrator, slug: &str, kind: OperationKind) -> Result<()> {
-    let (tenant, op) = orch.request(slug, kind).await?;
-    let progress = StepProgress::new(format!("{kind} {}", tenant.slug), op.steps.len());
-    let result = orch.run_or_follow(op.id, &progress).await;
+async fn change(cli: &Cli, b: &dyn Backend, slug: &str, kind: OperationKind) -> Result<()> {
+    let op = b.request(slug, kind).await?;
+    let progress = StepProgress::new(format!("{kind} {slug}"), op.steps_total);
+    let result = b.wait(&op, &progress).await;
     progress.finish();
     let op = result?;
-    let tenant = orch.catalog().tenant(tenant.id).await?;
+    let tenant = b.tenant(slug).await?;
     if cli.output == Output::Json {
         emit(
             cli.output,

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod server;
+pub mod spec;
 
 use assert_cmd::Command;
 use assert_cmd::assert::Assert;
@@ -88,6 +90,20 @@ impl Env {
     /// test runner's environment leaking in.
     pub fn command(&self) -> Command {
         let mut cmd = Command::cargo_bin("tenantry").expect("the tenantry binary is built");
+        cmd.current_dir(self.path());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("TENANTRY_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// [`Env::command`] as a `std::process::Command`, for a process the test reads while it
+    /// runs.
+    pub fn command_std(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tenantry"));
         cmd.current_dir(self.path());
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("TENANTRY_") {

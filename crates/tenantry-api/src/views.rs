@@ -1,0 +1,85 @@
+//! Views that take more than one catalog read: shards with their tenant counts, regions with
+//! their room left, plans, a tenant's storage. The API's handlers and the CLI's local mode both
+//! build their answers here, so `tenantry … --server URL` prints exactly what the same command
+//! prints on the catalog.
+
+use crate::convert;
+use tenantry_api_types::admin::Plan;
+use tenantry_api_types::responses::{Region, Shard, TenantStorage};
+use tenantry_catalog::model::{self, TenantFilter};
+use tenantry_core::config::Config;
+use tenantry_core::shard::ShardState;
+use tenantry_orchestrator::{Orchestrator, OrchestratorError};
+
+/// Every plan of the configuration, by name.
+pub fn plans(config: &Config) -> Vec<Plan> {
+    config
+        .plans
+        .iter()
+        .map(|(name, p)| convert::plan(name, p))
+        .collect()
+}
+
+/// Every shard with its live tenants counted.
+pub async fn shards(orch: &Orchestrator) -> Result<Vec<Shard>, OrchestratorError> {
+    let tenants = orch.catalog().tenants(&TenantFilter::default()).await?;
+    Ok(orch
+        .catalog()
+        .shards()
+        .await?
+        .into_iter()
+        .map(|s| {
+            let count = tenants.iter().filter(|t| t.shard == s.name).count();
+            convert::shard(s, count)
+        })
+        .collect())
+}
+
+/// One shard, as [`shards`] shows it.
+pub async fn shard(orch: &Orchestrator, name: &str) -> Result<Shard, OrchestratorError> {
+    shards(orch)
+        .await?
+        .into_iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| tenantry_catalog::CatalogError::ShardNotFound(name.to_owned()).into())
+}
+
+/// Every region of the configuration with its shards and the room its active shards have.
+pub async fn regions(orch: &Orchestrator) -> Result<Vec<Region>, OrchestratorError> {
+    let shards = orch.catalog().shards().await?;
+    let config = orch.config();
+    Ok(config
+        .regions
+        .keys()
+        .map(|name| {
+            let own: Vec<_> = shards.iter().filter(|s| &s.region == name).collect();
+            Region {
+                name: name.clone(),
+                shared_shard: config.shared_shard(name).map(|s| s.name.clone()),
+                shards: own.iter().map(|s| s.name.clone()).collect(),
+                room_left: own
+                    .iter()
+                    .filter(|s| s.state == ShardState::Active)
+                    .map(|s| s.capacity.saturating_sub(s.used))
+                    .sum(),
+            }
+        })
+        .collect())
+}
+
+/// The tenant's storage prefix, whether it exists, what it holds and the plan's quota.
+pub async fn storage(
+    orch: &Orchestrator,
+    tenant: &model::Tenant,
+) -> Result<TenantStorage, OrchestratorError> {
+    let storage = orch.storage();
+    let usage = storage.usage(&tenant.region, tenant.id).await?;
+    Ok(TenantStorage {
+        prefix: tenantry_infra::TenantStorage::prefix(&tenant.region, tenant.id).to_string(),
+        location: storage.location().to_owned(),
+        exists: storage.exists(&tenant.region, tenant.id).await?,
+        objects: usage.objects,
+        bytes: usage.bytes,
+        quota_mb: orch.config().plan(&tenant.plan).map(|p| p.storage_quota_mb),
+    })
+}
