@@ -158,7 +158,7 @@ async fn run() {
         .await
         .expect("catalog");
     let orch = Arc::new(
-        Orchestrator::new(config, catalog.clone(), "bench")
+        Orchestrator::new(config, catalog.clone(), "bench".to_owned())
             .await
             .expect("orchestrator"),
     );
