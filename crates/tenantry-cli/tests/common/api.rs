@@ -3,53 +3,9 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `tenantry serve`, stopped when dropped.
-pub struct Server {
-    pub child: Child,
-    pub base: String,
-}
-
-impl Server {
-    pub fn start(env: &super::Env, extra_env: &[(&str, &str)]) -> Server {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tenantry"));
-        cmd.current_dir(env.path())
-            .args(["serve", "--listen", "127.0.0.1:0", "--interval", "1"])
-            .env_remove("TENANTRY_CONFIG")
-            .env_remove("TENANTRY_FAILPOINTS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start tenantry serve");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let base = loop {
-            let line = lines.next().expect("serve printed its address").unwrap();
-            if let Some(rest) = line.strip_prefix("tenantry serving http://") {
-                let addr = rest.split('/').next().unwrap().to_owned();
-                break format!("http://{addr}");
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, base }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use super::server::Server;
 
 /// The committed OpenAPI document (the drift test below keeps it equal to the code's), made
 /// strict: an object in a response may carry only the properties the spec names.

@@ -6,7 +6,7 @@ use std::process::{Child, Stdio};
 
 /// A running `tenantry serve`, stopped when dropped.
 pub struct Server {
-    child: Child,
+    pub child: Child,
     pub base: String,
 }
 
