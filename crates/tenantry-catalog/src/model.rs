@@ -377,6 +377,20 @@ pub struct NewPoolEntry {
     pub schema_version: Option<i64>,
 }
 
+/// A claimed pooled database that became its tenant's: what the catalog records of it.
+#[derive(Debug, Clone)]
+pub struct PoolAdoption {
+    /// The pool entry, removed.
+    pub entry: Uuid,
+    pub tenant: TenantId,
+    /// The tenant's space: the database under its new name.
+    pub space: tenantry_core::space::Space,
+    pub schema_version: Option<i64>,
+    /// The name of the tenant secret that keeps the credentials, and the sealed credentials.
+    pub secret_name: String,
+    pub sealed: Vec<u8>,
+}
+
 /// A database in the warm pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolEntry {
@@ -387,8 +401,8 @@ pub struct PoolEntry {
     pub secret: Vec<u8>,
     pub schema_version: Option<i64>,
     pub created_at: DateTime<Utc>,
-    /// The tenant whose provisioning claimed it; it stays in the pool until
-    /// [`pool_remove`](crate::CatalogStore::pool_remove) once the database is the tenant's.
+    /// The tenant whose provisioning claimed it; it stays in the pool until the tenant has
+    /// adopted it ([`pool_adopted`](crate::CatalogStore::pool_adopted)).
     pub claimed_by: Option<TenantId>,
     pub claimed_at: Option<DateTime<Utc>>,
 }

@@ -335,15 +335,41 @@ async fn load_operation(conn: &mut PgConnection, id: Uuid) -> Result<Operation> 
     })
 }
 
-/// Lets the current transaction commit without waiting for its WAL to reach disk. Only for
-/// writes whose loss in a server crash is harmless: a lease taken or renewed (a lost one only
-/// lets another worker take the operation over sooner, and a worker re-checks its lease before
-/// every step) and a step marked `running` (a lost mark reads `pending`, and the step runs again,
-/// as it would after any crash). Checkpoints, transitions and events stay synchronous.
+/// Lets the current transaction commit without waiting for its WAL to reach disk.
+///
+/// Safe for a write whose loss reads as if the worker had crashed just before it. A server crash
+/// loses only the *last* such commits: the WAL is replayed as a prefix, and any later synchronous
+/// commit flushes every earlier one. So a lost write is one the orchestrator already recovers
+/// from — a lease taken or renewed (another worker takes the operation over sooner; a worker
+/// re-checks its lease before every step), a step's mark (`running`, `done`, `failed`, `undone`:
+/// the step, idempotent, runs again), a pool adoption recorded (the claim stands and the step
+/// adopts again). Never for what others act on at once: transitions that publish events, pool
+/// claims (two tenants must never adopt one database), requests and final outcomes.
 async fn relaxed_commit(conn: &mut PgConnection) -> Result<()> {
     sqlx::query("SET LOCAL synchronous_commit TO off")
         .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+async fn put_secret(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    name: &str,
+    ciphertext: &[u8],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tenant_secrets (tenant_id, name, ciphertext, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $4)
+         ON CONFLICT (tenant_id, name) DO UPDATE SET ciphertext = excluded.ciphertext,
+             updated_at = excluded.updated_at",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .bind(ciphertext)
+    .bind(Utc::now())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -760,19 +786,8 @@ impl CatalogStore for PgCatalog {
     }
 
     async fn put_secret(&self, tenant: TenantId, name: &str, ciphertext: &[u8]) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tenant_secrets (tenant_id, name, ciphertext, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $4)
-             ON CONFLICT (tenant_id, name) DO UPDATE SET ciphertext = excluded.ciphertext,
-                 updated_at = excluded.updated_at",
-        )
-        .bind(tenant.0)
-        .bind(name)
-        .bind(ciphertext)
-        .bind(Utc::now())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        put_secret(&mut conn, tenant, name, ciphertext).await
     }
 
     async fn secret(&self, tenant: TenantId, name: &str) -> Result<Option<Vec<u8>>> {
@@ -871,6 +886,28 @@ impl CatalogStore for PgCatalog {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn pool_adopted(&self, adoption: PoolAdoption) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // Lost in a crash, it reads as an adoption not yet recorded: the claim stands and the
+        // step adopts (idempotently) again. See `relaxed_commit`.
+        relaxed_commit(&mut tx).await?;
+        let tenant = adoption.tenant;
+        put_secret(&mut tx, tenant, &adoption.secret_name, &adoption.sealed).await?;
+        let update = TenantUpdate {
+            space: Some(Some(adoption.space)),
+            schema_version: Some(adoption.schema_version),
+            ..TenantUpdate::default()
+        };
+        apply_update(&mut tx, tenant, &update, Utc::now()).await?;
+        sqlx::query("DELETE FROM pool_databases WHERE id = $1 AND claimed_by = $2")
+            .bind(adoption.entry)
+            .bind(tenant.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1321,10 +1358,6 @@ impl CatalogStore for PgCatalog {
         state: StepState,
         error: Option<String>,
     ) -> Result<()> {
-        if state != StepState::Running {
-            let mut conn = self.pool.acquire().await?;
-            return mark_step(&mut conn, id, idx, state, error, Utc::now()).await;
-        }
         let mut tx = self.pool.begin().await?;
         relaxed_commit(&mut tx).await?;
         mark_step(&mut tx, id, idx, state, error, Utc::now()).await?;

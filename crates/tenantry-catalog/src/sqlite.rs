@@ -699,21 +699,8 @@ impl CatalogStore for SqliteCatalog {
     }
 
     async fn put_secret(&self, tenant: TenantId, name: &str, ciphertext: &[u8]) -> Result<()> {
-        let now = Utc::now();
-        sqlx::query(
-            "INSERT INTO tenant_secrets (tenant_id, name, ciphertext, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (tenant_id, name) DO UPDATE SET ciphertext = excluded.ciphertext,
-                 updated_at = excluded.updated_at",
-        )
-        .bind(tenant.to_string())
-        .bind(name)
-        .bind(ciphertext)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        put_secret(&mut conn, tenant, name, ciphertext).await
     }
 
     async fn secret(&self, tenant: TenantId, name: &str) -> Result<Option<Vec<u8>>> {
@@ -791,6 +778,25 @@ impl CatalogStore for SqliteCatalog {
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn pool_adopted(&self, adoption: PoolAdoption) -> Result<()> {
+        let mut tx = self.write().await?;
+        let tenant = adoption.tenant;
+        put_secret(&mut tx, tenant, &adoption.secret_name, &adoption.sealed).await?;
+        let update = TenantUpdate {
+            space: Some(Some(adoption.space)),
+            schema_version: Some(adoption.schema_version),
+            ..TenantUpdate::default()
+        };
+        apply_update(&mut tx, tenant, &update, Utc::now()).await?;
+        sqlx::query("DELETE FROM pool_databases WHERE id = ? AND claimed_by = ?")
+            .bind(adoption.entry.to_string())
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1219,6 +1225,29 @@ async fn mark_step(
     .bind(now)
     .bind(id.to_string())
     .bind(idx)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn put_secret(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    name: &str,
+    ciphertext: &[u8],
+) -> Result<()> {
+    let now = Utc::now();
+    sqlx::query(
+        "INSERT INTO tenant_secrets (tenant_id, name, ciphertext, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (tenant_id, name) DO UPDATE SET ciphertext = excluded.ciphertext,
+             updated_at = excluded.updated_at",
+    )
+    .bind(tenant.to_string())
+    .bind(name)
+    .bind(ciphertext)
+    .bind(now)
+    .bind(now)
     .execute(&mut *conn)
     .await?;
     Ok(())

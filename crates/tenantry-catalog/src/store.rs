@@ -104,8 +104,11 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// Claims a free pooled database of `shard` for `tenant`, atomically: two claims never get
     /// the same entry. Idempotent: the tenant's existing claim on the shard is returned again.
     async fn pool_claim(&self, shard: &str, tenant: TenantId) -> Result<Option<PoolEntry>>;
-    /// Forgets an entry (once it became a tenant's database, or to discard it).
+    /// Forgets an entry (to discard it).
     async fn pool_remove(&self, id: Uuid) -> Result<()>;
+    /// Records, in one transaction, that a claimed entry became its tenant's database: the
+    /// tenant's space, schema version and sealed credentials, and the entry gone.
+    async fn pool_adopted(&self, adoption: PoolAdoption) -> Result<()>;
     /// The pooled databases of one shard or all, oldest first.
     async fn pool_entries(&self, shard: Option<&str>) -> Result<Vec<PoolEntry>>;
     /// Free and claimed entries per shard, one row per shard that has entries.

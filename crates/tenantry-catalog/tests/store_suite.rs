@@ -903,7 +903,8 @@ async fn pool_entries_and_status(c: Arc<dyn CatalogStore>) {
     );
     assert_eq!(eu1[0].schema_version, Some(4));
 
-    let tenant = TenantId::generate();
+    let (owner, _) = create(&*c, "pooled", Isolation::Database).await;
+    let tenant = owner.id;
     let claimed = c.pool_claim("eu-1", tenant).await.unwrap().unwrap();
     let listed = c.pool_entries(Some("eu-1")).await.unwrap();
     assert_eq!(
@@ -927,8 +928,33 @@ async fn pool_entries_and_status(c: Arc<dyn CatalogStore>) {
         [("eu-1".into(), 2, 1), ("eu-2".into(), 2, 0)],
         "one row per shard that has entries"
     );
-    // The claimed database became the tenant's; a free one is discarded.
-    c.pool_remove(claimed.id).await.unwrap();
+    // The claimed database became the tenant's, recorded at once; a free one is discarded.
+    let space = tenantry_core::space::Space {
+        kind: Isolation::Database,
+        shard: "eu-1".into(),
+        path: None,
+        database: Some(format!("tenant_{}", tenant.simple())),
+        schema: None,
+    };
+    let adoption = |entry| PoolAdoption {
+        entry,
+        tenant,
+        space: space.clone(),
+        schema_version: claimed.schema_version,
+        secret_name: "database".into(),
+        sealed: b"sealed".to_vec(),
+    };
+    // Only the claiming tenant's adoption removes an entry.
+    c.pool_adopted(adoption(eu2[0].id)).await.unwrap();
+    assert_eq!(c.pool_entries(Some("eu-2")).await.unwrap(), eu2);
+    c.pool_adopted(adoption(claimed.id)).await.unwrap();
+    let adopted = c.tenant(tenant).await.unwrap();
+    assert_eq!(adopted.space.as_ref(), Some(&space));
+    assert_eq!(adopted.schema_version, Some(4));
+    assert_eq!(
+        c.secret(tenant, "database").await.unwrap().as_deref(),
+        Some(&b"sealed"[..])
+    );
     c.pool_remove(eu2[0].id).await.unwrap();
     c.pool_remove(Uuid::now_v7()).await.unwrap();
     assert_eq!(

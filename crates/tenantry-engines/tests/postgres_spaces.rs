@@ -946,3 +946,49 @@ async fn an_unreachable_shard_is_a_transient_error() {
         .unwrap_err();
     assert!(err.is_transient(), "{err:?}");
 }
+
+/// The backends the driver has open into `database`: (pid, backend start) pairs.
+async fn driver_backends(admin: &mut PgConnection, database: &str) -> Vec<(i32, String)> {
+    sqlx::query_as(
+        "SELECT pid, backend_start::text FROM pg_stat_activity
+         WHERE datname = $1 AND application_name = 'tenantry' ORDER BY pid",
+    )
+    .bind(database)
+    .fetch_all(&mut *admin)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn one_connection_serves_consecutive_calls_into_a_space_but_never_a_pooled_database() {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let driver = make_test_driver(&server, make_test_app());
+    let mut admin = admin_on(&server, "postgres").await;
+    let tenant = TenantId::generate();
+    let space = driver.locate(tenant, Isolation::Database).unwrap();
+    let database = space.database.clone().unwrap();
+    provision(&driver, &space, tenant).await;
+    // Every call of `provision` went through one connection, parked between calls.
+    let parked = driver_backends(&mut admin, &database).await;
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    driver.status(&space, tenant).await.unwrap();
+    assert_eq!(driver_backends(&mut admin, &database).await, parked);
+
+    // A pooled database has no session left once filled: it can be renamed at once (by any
+    // process), which adoption does.
+    let pooled = driver.create_pooled().await.unwrap();
+    assert!(
+        driver_backends(&mut admin, &pooled.database)
+            .await
+            .is_empty()
+    );
+    let other = TenantId::generate();
+    driver.adopt(&pooled.database, other).await.unwrap();
+
+    // Removal closes what is parked rather than leave it to be killed.
+    driver.remove(&space, tenant).await.unwrap();
+    assert!(driver_backends(&mut admin, &database).await.is_empty());
+    driver.close().await;
+}

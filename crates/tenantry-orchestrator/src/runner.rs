@@ -173,12 +173,19 @@ impl Orchestrator {
         op: &Operation,
         progress: &dyn Progress,
     ) -> std::result::Result<(), StepsFailed> {
+        // The lease was taken just before; nobody else can hold it until it expires.
+        let mut claimed_at = Instant::now();
         for step in op.steps.iter().filter(|s| s.state != StepState::Done) {
             let name = step.name.as_str();
             let fail = |e: StepError| StepsFailed::Permanent(name.to_owned(), e.message);
-            // Another worker took the operation over (our lease expired): stop, without undoing
-            // anything — the operation is theirs now.
-            self.claim(op.id).await.map_err(StepsFailed::LeaseLost)?;
+            // Past half its term, the lease is renewed (the heartbeat may have failed to) and
+            // checked: if another worker took the operation over, stop without undoing anything
+            // — the operation is theirs now. Before that no other worker can have it, and the
+            // round trip is saved.
+            if claimed_at.elapsed() >= self.lease / 2 {
+                self.claim(op.id).await.map_err(StepsFailed::LeaseLost)?;
+                claimed_at = Instant::now();
+            }
             let span = tracing::info_span!("step", step = name, idx = step.idx);
             let started = Instant::now();
             progress.step_started(op, step.idx as usize, name);

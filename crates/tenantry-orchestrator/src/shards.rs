@@ -84,17 +84,35 @@ impl Orchestrator {
         Ok(count)
     }
 
+    /// A tenant's database credentials, sealed for the catalog.
+    pub(crate) fn seal_credentials(
+        &self,
+        tenant: TenantId,
+        credentials: &Credentials,
+    ) -> Result<Vec<u8>> {
+        Ok(seal(self.master_key()?, &tenant.to_string(), credentials))
+    }
+
     /// Seals and stores a tenant's database credentials.
     pub(crate) async fn store_credentials(
         &self,
         tenant: TenantId,
         credentials: &Credentials,
     ) -> Result<()> {
-        let sealed = seal(self.master_key()?, &tenant.to_string(), credentials);
+        let sealed = self.seal_credentials(tenant, credentials)?;
         self.catalog
             .put_secret(tenant, DATABASE_SECRET, &sealed)
             .await?;
         Ok(())
+    }
+
+    /// Whether the tenant's database credentials are stored: its database exists.
+    pub(crate) async fn has_credentials(&self, tenant: TenantId) -> Result<bool> {
+        Ok(self
+            .catalog
+            .secret(tenant, DATABASE_SECRET)
+            .await?
+            .is_some())
     }
 }
 

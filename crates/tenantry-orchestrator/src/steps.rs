@@ -7,9 +7,10 @@
 
 use crate::error::StepError;
 use crate::service::Orchestrator;
+use crate::shards::DATABASE_SECRET;
 use serde_json::{Value, json};
 use tenantry_catalog::model::{
-    Checkpoint, NewEvent, Operation, OperationKind, Tenant, TenantUpdate,
+    Checkpoint, NewEvent, Operation, OperationKind, PoolAdoption, Tenant, TenantUpdate,
 };
 use tenantry_core::events::EventType;
 use tenantry_core::{Engine, Isolation, Slug, TenantState};
@@ -142,16 +143,26 @@ impl Orchestrator {
             "create_space" => self.create_space(&t).await?,
             "migrate" => {
                 let space = space_of(&t)?;
-                let version = self.spaces.driver(&space.shard)?.migrate(space).await?;
-                self.catalog
-                    .update_tenant(
-                        t.id,
-                        TenantUpdate {
-                            schema_version: Some(version),
-                            ..TenantUpdate::default()
-                        },
-                    )
-                    .await?;
+                let driver = self.spaces.driver(&space.shard)?;
+                // A database adopted from the warm pool comes migrated, its version recorded
+                // with the adoption: nothing to do (`verify` reads the space's own ledger).
+                if t.schema_version.is_some()
+                    && t.schema_version == self.app.latest_version(driver.engine()).await?
+                {
+                    return Ok(false);
+                }
+                let version = driver.migrate(space).await?;
+                if version != t.schema_version {
+                    self.catalog
+                        .update_tenant(
+                            t.id,
+                            TenantUpdate {
+                                schema_version: Some(version),
+                                ..TenantUpdate::default()
+                            },
+                        )
+                        .await?;
+                }
             }
             "seed" => {
                 let space = space_of(&t)?;
@@ -275,30 +286,30 @@ impl Orchestrator {
 
     /// Creates the tenant's space — from the warm pool when the shard has a database waiting —
     /// and keeps its own credentials, sealed. Idempotent: a claimed pool entry stays the
-    /// tenant's until it is adopted, adoption and creation reset the role's password, and the
-    /// sealed secret is overwritten.
+    /// tenant's until its adoption is recorded; once the tenant has credentials (its database
+    /// was adopted or created), a second run only makes sure of the database and hands the role
+    /// a fresh password, sealed over the old one.
     async fn create_space(&self, t: &Tenant) -> Result<(), StepError> {
         let space = space_of(t)?;
         let driver = self.spaces.driver(&space.shard)?;
-        let from_pool = if space.kind == Isolation::Database && driver.engine() == Engine::Postgres
-        {
+        let poolable = space.kind == Isolation::Database && driver.engine() == Engine::Postgres;
+        let from_pool = if poolable && !self.has_credentials(t.id).await? {
             self.catalog.pool_claim(&space.shard, t.id).await?
         } else {
             None
         };
         if let Some(entry) = from_pool {
             let (adopted, credentials) = driver.adopt(&entry.database, t.id).await?;
-            self.store_credentials(t.id, &credentials).await?;
             self.catalog
-                .update_tenant(
-                    t.id,
-                    TenantUpdate {
-                        space: Some(Some(adopted)),
-                        ..TenantUpdate::default()
-                    },
-                )
+                .pool_adopted(PoolAdoption {
+                    entry: entry.id,
+                    tenant: t.id,
+                    space: adopted,
+                    schema_version: entry.schema_version,
+                    secret_name: DATABASE_SECRET.to_owned(),
+                    sealed: self.seal_credentials(t.id, &credentials)?,
+                })
                 .await?;
-            self.catalog.pool_remove(entry.id).await?;
             tracing::info!(database = %entry.database, "claimed a database from the warm pool");
             return Ok(());
         }

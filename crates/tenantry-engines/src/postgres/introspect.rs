@@ -21,16 +21,7 @@ pub(super) async fn current_schema(conn: &mut PgConnection) -> Result<Option<Str
 /// their foreign keys (found from `pg_attribute` and `pg_constraint`). `pg_catalog`, not
 /// `information_schema`: on a fresh connection the latter's views cost milliseconds to plan.
 pub(super) async fn tenant_tables(conn: &mut PgConnection) -> Result<Vec<String>> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_class c
-         JOIN pg_namespace n ON n.oid = c.relnamespace
-         JOIN pg_attribute a ON a.attrelid = c.oid
-         WHERE a.attname = 'tenant_id' AND NOT a.attisdropped AND a.attnum > 0
-           AND n.nspname = current_schema() AND c.relkind IN ('r', 'p')
-         ORDER BY 1",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let tables = tenant_table_names(conn).await?;
     let references: Vec<(String, String)> = sqlx::query_as(
         "SELECT child.relname::text, parent.relname::text FROM pg_constraint k
          JOIN pg_class child ON child.oid = k.conrelid
@@ -42,6 +33,20 @@ pub(super) async fn tenant_tables(conn: &mut PgConnection) -> Result<Vec<String>
     .fetch_all(&mut *conn)
     .await?;
     Ok(children_first(tables, references))
+}
+
+/// [`tenant_tables`] by name, in no particular order: for reading, where order does not matter.
+pub(super) async fn tenant_table_names(conn: &mut PgConnection) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid
+         WHERE a.attname = 'tenant_id' AND NOT a.attisdropped AND a.attnum > 0
+           AND n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+         ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// Base (and partitioned) tables of the current schema, without the control plane's ledgers.

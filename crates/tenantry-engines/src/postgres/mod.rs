@@ -6,9 +6,11 @@
 //! - [`security`]: row-level security and privileges after each migration.
 //! - [`roles`]: the application role and the tenants' own roles, with generated passwords sent
 //!   only as SCRAM verifiers.
+//! - `connections`: connections into spaces, counted per shard and parked between calls.
 //! - `introspect`: what the driver reads of a space's schema (tables, foreign keys, ledgers).
 //! - `sql`: running statements built from validated identifiers; SQLSTATEs.
 
+mod connections;
 mod introspect;
 pub mod roles;
 pub mod security;

@@ -15,8 +15,10 @@
 //! PostgreSQL's `max_connections` (100 by default) is shared by every tenant of a server, so:
 //! one small admin pool per shard ([`ADMIN_POOL_SIZE`] connections, closed when idle, opened on
 //! first use) to the admin URL's database, for what is cluster-wide (databases, roles); and for
-//! work inside a space, a connection of its own to the space's database, opened for one call and
-//! closed after it, at most [`SPACE_CONNECTIONS`] at once per shard. A space's schema is that
+//! work inside a space, a connection of its own to the space's database, at most
+//! [`SPACE_CONNECTIONS`] at once per shard, parked for a moment after a clean call so that the
+//! next step of the same operation does not pay for a new one (see
+//! [`connections`](super::connections)). A space's schema is that
 //! connection's `search_path`, given when connecting (never a `SET`, which would outlive its
 //! user on a pooled connection). All of them connect as the admin, a superuser: superusers
 //! bypass row-level security, which control-plane work (seeds, the first admin, status,
@@ -29,9 +31,10 @@
 //! but one schema never twice at once. Each migration is one transaction: a failed one leaves
 //! the earlier ones applied and the next run resumes at it.
 
+use super::connections::{SpaceConn, SpaceConnections};
 use super::introspect::{
     application_tables, applied_versions, current_schema, relation_exists, schema_version,
-    tenant_tables,
+    tenant_table_names, tenant_tables,
 };
 use super::roles::{self, APP_ROLE};
 use super::security::{self, TENANT_SETTING};
@@ -46,14 +49,12 @@ use async_trait::async_trait;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection, PgConnection, PgPool};
-use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 use tenantry_core::ident::{quote, validate};
 use tenantry_core::space::Space;
 use tenantry_core::{Engine, Isolation, Slug, TenantId};
-use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OnceCell;
 
 /// Connections of a shard's admin pool.
 pub const ADMIN_POOL_SIZE: u32 = 4;
@@ -88,7 +89,7 @@ pub struct PgSpaces {
     app: Application,
     /// Created on first use: building a driver connects to nothing.
     admin: OnceCell<PgPool>,
-    space_connections: Arc<Semaphore>,
+    space_connections: SpaceConnections,
 }
 
 /// Where a space lives, validated.
@@ -155,32 +156,6 @@ impl<'a> Place<'a> {
             Some(schema) => format!("{shard}/{}.{schema}", self.database()),
             None => format!("{shard}/{}", self.database()),
         }
-    }
-}
-
-/// A connection into a space, counted against the shard's [`SPACE_CONNECTIONS`].
-struct SpaceConn {
-    conn: PgConnection,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl SpaceConn {
-    async fn close(self) -> Result<()> {
-        self.conn.close().await?;
-        Ok(())
-    }
-}
-
-impl Deref for SpaceConn {
-    type Target = PgConnection;
-    fn deref(&self) -> &PgConnection {
-        &self.conn
-    }
-}
-
-impl DerefMut for SpaceConn {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.conn
     }
 }
 
@@ -251,7 +226,7 @@ impl PgSpaces {
             shared_database: shared_database.to_owned(),
             app,
             admin: OnceCell::new(),
-            space_connections: Arc::new(Semaphore::new(SPACE_CONNECTIONS)),
+            space_connections: SpaceConnections::new(SPACE_CONNECTIONS, POOL_PREFIX),
         })
     }
 
@@ -262,9 +237,9 @@ impl PgSpaces {
         migration_lock(space.schema.as_deref().unwrap_or("public"))
     }
 
-    /// Closes the admin pool (if it was opened). Connections into spaces are closed after each
-    /// call anyway.
+    /// Closes the admin pool (if it was opened) and the parked connections into spaces.
     pub async fn close(&self) {
+        self.space_connections.close_all().await;
         if let Some(pool) = self.admin.get() {
             pool.close().await;
         }
@@ -289,25 +264,34 @@ impl PgSpaces {
     /// A connection into `place` (its schema as `search_path`). A missing database is
     /// [`SpaceError::Missing`].
     async fn open(&self, place: &Place<'_>) -> Result<SpaceConn> {
-        let permit = Arc::clone(&self.space_connections)
-            .acquire_owned()
+        let connections = &self.space_connections;
+        if let Some(conn) = connections
+            .take(place.database(), place.search_path())
             .await
-            .map_err(|_| SpaceError::Database(sqlx::Error::PoolClosed))?;
+        {
+            return Ok(conn);
+        }
+        let permit = connections.permit().await?;
         let options = self
             .options
             .clone()
             .database(place.database())
             .options([("search_path", quote(place.search_path())?)]);
         match PgConnection::connect_with(&options).await {
-            Ok(conn) => Ok(SpaceConn {
-                conn,
-                _permit: permit,
-            }),
+            Ok(conn) => Ok(SpaceConnections::counted(conn, permit)),
             Err(e) if sqlstate_in(&e, &[NO_SUCH_DATABASE]) => {
                 Err(SpaceError::Missing(place.label(&self.shard)))
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Ends a call into `place` that left `conn` clean (no transaction, no session lock): it
+    /// may serve the next call into the same space.
+    async fn release(&self, place: &Place<'_>, conn: SpaceConn) {
+        self.space_connections
+            .release(place.database(), place.search_path(), conn)
+            .await;
     }
 
     /// Like [`Self::open`], `None` when the database or (for a schema space) the schema is
@@ -360,11 +344,12 @@ impl PgSpaces {
         )
         .await?;
         create_seed_ledger(&mut conn, &place).await?;
-        conn.close().await?;
+        self.release(&place, conn).await;
         Ok(credentials)
     }
 
     async fn drop_database(&self, database: &str) -> Result<()> {
+        self.space_connections.forget(database).await;
         let admin = self.admin().await;
         let q = quote(database)?;
         exec(admin, format!("DROP DATABASE IF EXISTS {q} WITH (FORCE)")).await?;
@@ -404,7 +389,7 @@ impl PgSpaces {
             .await;
         let version = migrated?;
         unlocked?;
-        conn.close().await?;
+        self.release(place, conn).await;
         Ok(version)
     }
 
@@ -509,7 +494,7 @@ impl SpaceDriver for PgSpaces {
                     .await?;
                 }
                 create_seed_ledger(&mut conn, &place).await?;
-                conn.close().await?;
+                self.release(&place, conn).await;
                 Ok(None)
             }
             Place::Database { database } => self.create_database(database).await.map(Some),
@@ -521,7 +506,7 @@ impl SpaceDriver for PgSpaces {
         let migrator = self.migrator(&place).await?;
         let mut conn = self.open(&place).await?;
         let applied = applied_versions(&mut conn, &place.migrations_ledger()?).await?;
-        conn.close().await?;
+        self.release(&place, conn).await;
         Ok(migrator
             .iter()
             .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
@@ -576,7 +561,7 @@ impl SpaceDriver for PgSpaces {
             tx.commit().await?;
             applied += 1;
         }
-        conn.close().await?;
+        self.release(&place, conn).await;
         Ok(applied)
     }
 
@@ -591,7 +576,7 @@ impl SpaceDriver for PgSpaces {
         .bind(email)
         .execute(&mut *conn)
         .await?;
-        conn.close().await?;
+        self.release(&place, conn).await;
         Ok(())
     }
 
@@ -606,7 +591,7 @@ impl SpaceDriver for PgSpaces {
             ..SpaceStatus::default()
         };
         // One round trip: a row count per tenant table, and the admins among the users.
-        let tables = tenant_tables(&mut conn).await?;
+        let tables = tenant_table_names(&mut conn).await?;
         if !tables.is_empty() {
             let mut counts = Vec::with_capacity(tables.len() + 1);
             // Rows are told apart by their position in `tables`; -1 is the admins' count.
@@ -637,7 +622,7 @@ impl SpaceDriver for PgSpaces {
                 }
             }
         }
-        conn.close().await?;
+        self.release(&place, conn).await;
         Ok(status)
     }
 
@@ -680,7 +665,7 @@ impl SpaceDriver for PgSpaces {
                     .rows_affected();
                 }
                 tx.commit().await?;
-                conn.close().await?;
+                self.release(&place, conn).await;
                 tracing::info!(
                     space = place.label(&self.shard),
                     %tenant,
@@ -744,9 +729,9 @@ impl SpaceDriver for PgSpaces {
             )
             .await?;
         }
-        if !roles::role_exists(&mut *tx, target).await?
-            && roles::role_exists(&mut *tx, pooled).await?
-        {
+        let target_role_exists = roles::role_exists(&mut *tx, target).await?;
+        let renamed_role = !target_role_exists && roles::role_exists(&mut *tx, pooled).await?;
+        if renamed_role {
             exec(
                 &mut *tx,
                 format!("ALTER ROLE {} RENAME TO {}", quote(pooled)?, quote(target)?),
@@ -755,10 +740,13 @@ impl SpaceDriver for PgSpaces {
         }
         let credentials = roles::ensure_login_role_in(&mut tx, target, target).await?;
         tx.commit().await?;
-        // Grants follow a renamed role; a role created anew needs them.
-        let mut conn = self.open(&place).await?;
-        self.secure(&mut conn, &place).await?;
-        conn.close().await?;
+        // Grants and default privileges follow a renamed role (they name its oid); a role
+        // created anew, or found from an earlier attempt that may have created it, needs them.
+        if !renamed_role {
+            let mut conn = self.open(&place).await?;
+            self.secure(&mut conn, &place).await?;
+            self.release(&place, conn).await;
+        }
         tracing::info!(
             shard = self.shard,
             pooled,
