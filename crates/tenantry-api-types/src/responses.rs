@@ -97,6 +97,10 @@ pub struct Operation {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Infrastructure operations, in `GET /api/v1/operations/{id}`: the Terraform plan their
+    /// plan phase made, while it is the tenant's latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<InfrastructurePlan>,
 }
 
 /// One step of an operation.

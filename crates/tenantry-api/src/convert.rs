@@ -79,7 +79,20 @@ pub fn operation(op: model::Operation) -> api::Operation {
         created_at: op.created_at,
         updated_at: op.updated_at,
         finished_at: op.finished_at,
+        plan: None,
     }
+}
+
+/// [`operation`] with its infrastructure plan (see
+/// [`Orchestrator::operation_plan`](tenantry_orchestrator::Orchestrator::operation_plan)).
+pub fn operation_with_plan(
+    op: model::Operation,
+    plan: Option<serde_json::Value>,
+) -> Result<api::Operation, serde_json::Error> {
+    Ok(api::Operation {
+        plan: plan.map(serde_json::from_value).transpose()?,
+        ..operation(op)
+    })
 }
 
 pub fn event(e: model::Event) -> api::Event {

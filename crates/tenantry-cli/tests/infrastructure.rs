@@ -294,6 +294,16 @@ async fn provision_update_and_deprovision_through_the_api() {
         "module.tenant.terraform_data.storage"
     );
     assert_eq!(infra["outputs"]["storage_gb"], 200);
+    // The plan is the operation's too: in the API and in `tenantry ops show`.
+    assert_eq!(op["plan"], infra["plan"], "{op}");
+    let op_id = op["id"].as_str().unwrap();
+    let shown = env.tenantry(["ops", "show", op_id]).success();
+    let shown = String::from_utf8_lossy(&shown.get_output().stdout).into_owned();
+    assert!(
+        shown.contains("plan: 0 to add, 1 to change, 0 to destroy")
+            && shown.contains("module.tenant.terraform_data.storage"),
+        "{shown}"
+    );
 
     // Deprovisioning destroys everything and removes the state.
     let id = infra["tenantId"].as_str().unwrap().to_owned();

@@ -213,6 +213,20 @@ impl Orchestrator {
         Ok((tenant, op))
     }
 
+    /// The plan an infrastructure operation's plan phase made, while it is the tenant's last
+    /// (a later operation's plan replaces it on the record); `None` for other operations.
+    pub async fn operation_plan(&self, op: &Operation) -> Result<Option<Value>> {
+        if !op.kind.is_infrastructure() {
+            return Ok(None);
+        }
+        let plan = self
+            .catalog
+            .infrastructure(op.tenant_id)
+            .await?
+            .and_then(|record| record.plan);
+        Ok(plan.filter(|p| p["operation"] == json!(op.id)))
+    }
+
     /// A dry run of a provision or update: the plan's summary (resources to add, change and
     /// destroy) against the tenant's current state, with nothing recorded, queued or applied.
     pub async fn preview_infrastructure(
@@ -449,7 +463,9 @@ impl Orchestrator {
                     destroy = summary.destroy,
                     "planned"
                 );
-                record.plan = Some(plan_json(&summary));
+                let mut plan = plan_json(&summary);
+                plan["operation"] = json!(op.id);
+                record.plan = Some(plan);
                 self.catalog
                     .save_infrastructure(&record, None, vec![])
                     .await?;

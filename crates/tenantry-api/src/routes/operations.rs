@@ -75,7 +75,12 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Operation>, Problem> {
     let op = state.orch.catalog().operation(parse_id(&id)?).await?;
-    Ok(axum::Json(convert::operation(op)))
+    let plan = state.orch.operation_plan(&op).await?;
+    let op = convert::operation_with_plan(op, plan).map_err(|e| {
+        tracing::error!(error = %e, "a plan summary does not have its wire shape");
+        Problem::internal()
+    })?;
+    Ok(axum::Json(op))
 }
 
 /// Continue an interrupted operation on this server: at once when its lease is free, expired

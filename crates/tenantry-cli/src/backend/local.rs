@@ -176,7 +176,9 @@ impl Backend for Local {
     }
 
     async fn operation(&self, id: Uuid) -> Result<Operation> {
-        Ok(convert::operation(self.orch.catalog().operation(id).await?))
+        let op = self.orch.catalog().operation(id).await?;
+        let plan = self.orch.operation_plan(&op).await?;
+        Ok(convert::operation_with_plan(op, plan)?)
     }
 
     async fn open_operations(&self) -> Result<Vec<Operation>> {

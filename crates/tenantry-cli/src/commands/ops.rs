@@ -115,4 +115,15 @@ fn print_operation(op: &Operation) {
         ]);
     }
     println!("{t}");
+    if let Some(plan) = &op.plan {
+        println!(
+            "plan: {} to add, {} to change, {} to destroy",
+            plan.add, plan.change, plan.destroy
+        );
+        let mut t = table(&["resource", "action"]);
+        for r in &plan.resources {
+            t.add_row(vec![r.address.clone(), r.action.clone()]);
+        }
+        println!("{t}");
+    }
 }
