@@ -88,6 +88,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Print the REST API's OpenAPI document (as committed in docs/openapi.json)
     Openapi,
+    /// Serve as a region's data plane: create and migrate new tenants' spaces when the control
+    /// plane asks (regions.<name>.data_plane), signed with TENANTRY_DATA_PLANE_SECRET
+    DataPlane(DataPlaneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -300,6 +303,16 @@ pub struct MigrateArgs {
     /// List, per space, the migrations that would run; change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DataPlaneArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: String,
+    /// Serve only this region's shards [default: every shard of the configuration]
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -148,6 +148,11 @@ pub struct RegionConfig {
     /// `tenantry_shared_<region>` when absent, so regions sharing a server never collide.
     #[serde(default)]
     pub shared_database: Option<String>,
+    /// The region's data plane (its base URL): when set, provisioning asks it to create and
+    /// migrate each new tenant's space (`POST {data_plane}/internal/database/initialize`,
+    /// signed with `TENANTRY_DATA_PLANE_SECRET`) instead of doing it itself.
+    #[serde(default)]
+    pub data_plane: Option<String>,
 }
 
 /// The master key.
@@ -570,6 +575,14 @@ impl Config {
                 && let Err(e) = crate::ident::validate(db)
             {
                 problem(format!("regions.{name}.shared_database"), e.to_string());
+            }
+            if let Some(url) = &region.data_plane
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                problem(
+                    format!("regions.{name}.data_plane"),
+                    format!("{url:?} is not an http:// or https:// URL"),
+                );
             }
             if let Some(shared) = &region.shared_shard
                 && !own.iter().any(|s| &s.name == shared)

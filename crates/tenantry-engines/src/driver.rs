@@ -37,6 +37,19 @@ pub struct Credentials {
     pub password: secrecy::SecretString,
 }
 
+impl Credentials {
+    /// The credentials sealed with the master key for `owner` (a tenant's id, or a pooled
+    /// database's name): the only form in which they are stored or sent anywhere.
+    pub fn seal(&self, key: &tenantry_core::secrets::MasterKey, owner: &str) -> Vec<u8> {
+        use secrecy::ExposeSecret;
+        let plain = serde_json::json!({
+            "role": self.role,
+            "password": self.password.expose_secret(),
+        });
+        key.seal(owner, plain.to_string().as_bytes())
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")

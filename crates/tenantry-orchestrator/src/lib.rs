@@ -11,10 +11,12 @@
 //! - [`runner`]: claiming an operation, running its steps with retries, and rolling back.
 //! - [`worker`]: worker identity, and telling a dead lease holder from a slow one.
 //! - [`fleet`]: fleet migrations: every selected space to the latest version, in parallel.
+//! - [`delegated`]: delegated set-up: a region's data plane creates its tenants' spaces.
 //! - [`shards`]: shards registered at run time, draining, and the warm pool.
 //! - [`failpoints`]: `TENANTRY_FAILPOINTS`, to crash or fail at any step in tests.
 //! - [`error`]: the layer's error type.
 
+pub mod delegated;
 pub mod error;
 pub mod failpoints;
 pub mod fleet;

@@ -36,6 +36,8 @@ pub struct Orchestrator {
     pub(crate) master_key: Option<MasterKey>,
     /// The Terraform driver, started on first use (see [`Orchestrator::terraform`]).
     pub(crate) terraform: tokio::sync::OnceCell<tenantry_infra::terraform::Terraform>,
+    /// The client of regions' data planes, made on first use.
+    pub(crate) data_plane: std::sync::OnceLock<tenantry_dataplane::DataPlaneClient>,
 }
 
 /// Reads the master key from `TENANTRY_MASTER_KEY`, else from `secrets.master_key_file`.
@@ -98,6 +100,7 @@ impl Orchestrator {
             lease: Duration::from_secs(30),
             master_key,
             terraform: tokio::sync::OnceCell::new(),
+            data_plane: std::sync::OnceLock::new(),
         })
     }
 

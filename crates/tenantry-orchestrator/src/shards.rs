@@ -9,13 +9,6 @@ use tenantry_core::shard::ShardState;
 use tenantry_core::{Engine, TenantId};
 use tenantry_engines::driver::Credentials;
 
-/// What is sealed for a tenant's (or a pooled database's) own role.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct SealedCredentials {
-    pub role: String,
-    pub password: String,
-}
-
 /// The name under which a tenant's database credentials are kept in the catalog.
 pub const DATABASE_SECRET: &str = "database";
 
@@ -70,7 +63,7 @@ impl Orchestrator {
         let key = self.master_key()?;
         for done in 1..=count {
             let pooled = driver.create_pooled().await?;
-            let sealed = seal(key, &pooled.database, &pooled.credentials);
+            let sealed = pooled.credentials.seal(key, &pooled.database);
             self.catalog
                 .pool_add(NewPoolEntry {
                     shard: shard.to_owned(),
@@ -90,7 +83,7 @@ impl Orchestrator {
         tenant: TenantId,
         credentials: &Credentials,
     ) -> Result<Vec<u8>> {
-        Ok(seal(self.master_key()?, &tenant.to_string(), credentials))
+        Ok(credentials.seal(self.master_key()?, &tenant.to_string()))
     }
 
     /// Seals and stores a tenant's database credentials.
@@ -114,18 +107,4 @@ impl Orchestrator {
             .await?
             .is_some())
     }
-}
-
-fn seal(
-    key: &tenantry_core::secrets::MasterKey,
-    owner: &str,
-    credentials: &Credentials,
-) -> Vec<u8> {
-    use secrecy::ExposeSecret;
-    let plain = serde_json::to_vec(&SealedCredentials {
-        role: credentials.role.clone(),
-        password: credentials.password.expose_secret().to_owned(),
-    })
-    .expect("credentials serialise");
-    key.seal(owner, &plain)
 }

@@ -284,13 +284,17 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Creates the tenant's space — from the warm pool when the shard has a database waiting —
-    /// and keeps its own credentials, sealed. Idempotent: a claimed pool entry stays the
+    /// Creates the tenant's space — through the region's data plane when it has one, else from
+    /// the warm pool when the shard has a database waiting — and keeps its own credentials,
+    /// sealed. Idempotent: a claimed pool entry stays the
     /// tenant's until its adoption is recorded; once the tenant has credentials (its database
     /// was adopted or created), a second run only makes sure of the database and hands the role
     /// a fresh password, sealed over the old one.
     async fn create_space(&self, t: &Tenant) -> Result<(), StepError> {
         let space = space_of(t)?;
+        if let Some(endpoint) = self.data_plane_of(t) {
+            return self.initialize_remotely(t, space, endpoint).await;
+        }
         let driver = self.spaces.driver(&space.shard)?;
         let poolable = space.kind == Isolation::Database && driver.engine() == Engine::Postgres;
         let from_pool = if poolable && !self.has_credentials(t.id).await? {

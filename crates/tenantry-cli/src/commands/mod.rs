@@ -1,5 +1,6 @@
 //! One module per command group.
 
+mod data_plane;
 mod events;
 mod init;
 mod listing;
@@ -41,6 +42,10 @@ pub async fn run(cli: &Cli) -> Result<()> {
             serve::run(cli, args).await
         }
         Command::Token(cmd) => token::run(cli, cmd).await,
+        Command::DataPlane(args) => {
+            local_only(cli, "data-plane")?;
+            data_plane::run(cli, args).await
+        }
         Command::Openapi => {
             local_only(cli, "openapi")?;
             println!("{}", tenantry_api::openapi::document());

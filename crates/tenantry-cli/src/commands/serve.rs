@@ -97,7 +97,7 @@ async fn take_over_dead_workers(orch: &Orchestrator) {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

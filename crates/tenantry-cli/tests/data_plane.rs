@@ -1,0 +1,226 @@
+//! Delegated set-up (seed 003): a region that names a data plane has it create and migrate its
+//! new tenants' spaces; calls that are not signed with the shared secret, stale or replayed are
+//! refused and create nothing.
+
+mod common;
+
+use common::{Env, database_file_name, make_test_env, stderr_of};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use tenantry_dataplane::signature::{SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER};
+
+const SECRET: &str = "a-data-plane-secret-of-at-least-32-chars";
+
+/// A `tenantry data-plane` on a free port, stopped when dropped.
+struct DataPlane {
+    child: Child,
+    base: String,
+}
+
+impl DataPlane {
+    fn start(env: &Env) -> DataPlane {
+        let mut child = env
+            .command_std()
+            .args([
+                "data-plane",
+                "--listen",
+                "127.0.0.1:0",
+                "--region",
+                "eu-west",
+            ])
+            .env("TENANTRY_DATA_PLANE_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tenantry data-plane");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("the data plane printed its address")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("tenantry data plane on ") {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        DataPlane { child, base }
+    }
+}
+
+impl Drop for DataPlane {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Points region eu-west at the data plane.
+fn delegate(env: &Env, base: &str) {
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    let text = text.replacen(
+        "shared_shard = \"eu-west-1\"",
+        &format!("shared_shard = \"eu-west-1\"\ndata_plane = \"{base}\""),
+        1,
+    );
+    env.replace_config(&text);
+}
+
+fn database_file(env: &Env, tenant_id: &str) -> PathBuf {
+    env.shard_dir("eu-west-1")
+        .join(database_file_name(tenant_id))
+}
+
+/// An initialize request body for a database tenant of eu-west-1.
+fn body(env: &Env, tenant_id: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "tenantId": tenant_id,
+        "space": { "kind": "database", "shard": "eu-west-1", "path": database_file(env, tenant_id) },
+        "nonce": uuid::Uuid::new_v4().to_string(),
+    }))
+    .unwrap()
+}
+
+async fn post(
+    base: &str,
+    body: &[u8],
+    timestamp: Option<i64>,
+    signature: Option<String>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/internal/database/initialize"))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(ts) = timestamp {
+        request = request.header(TIMESTAMP_HEADER, ts.to_string());
+    }
+    if let Some(sig) = signature {
+        request = request.header(SIGNATURE_HEADER, sig);
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_region_with_a_data_plane_has_it_set_up_new_tenants() {
+    let env = make_test_env();
+    let plane = DataPlane::start(&env);
+    delegate(&env, &plane.base);
+
+    // Signed with another secret: the data plane refuses, provisioning fails and says why.
+    let out = env
+        .command()
+        .args([
+            "tenant", "create", "initech", "--plan", "premium", "--region", "eu-west",
+        ])
+        .env(
+            "TENANTRY_DATA_PLANE_SECRET",
+            "not-the-secret-the-data-plane-has!!",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("refused the request (401)") && err.contains("signature does not match"),
+        "{err}"
+    );
+    let failed = env.show("initech");
+    assert_eq!(failed["state"], "failed", "{failed:#}");
+    assert!(!database_file(&env, failed["id"].as_str().unwrap()).exists());
+
+    // With the shared secret: the data plane creates and migrates the database.
+    let tenant = {
+        let out = env
+            .command()
+            .args([
+                "tenant", "create", "acme", "--plan", "premium", "--region", "eu-west", "-o",
+                "json",
+            ])
+            .env("TENANTRY_DATA_PLANE_SECRET", SECRET)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(tenant["state"], "active", "{tenant:#}");
+    assert_eq!(tenant["isolation"], "database");
+    let file = database_file(&env, tenant["id"].as_str().unwrap());
+    assert!(file.is_file(), "{} is missing", file.display());
+    assert_eq!(tenant["schema_version"], 4, "{tenant:#}");
+    // The steps ran; `migrate` found the data plane's work done.
+    let ops = env.json(&["ops", "list", "--tenant", "acme"]);
+    assert_eq!(ops[0]["state"], "succeeded", "{ops:#}");
+}
+
+#[tokio::test]
+async fn unsigned_foreign_stale_or_replayed_calls_are_refused_and_create_nothing() {
+    let env = make_test_env();
+    let plane = DataPlane::start(&env);
+    let signer = Signer::new(SecretString::from(SECRET.to_owned())).unwrap();
+    let foreign = Signer::new(SecretString::from("x".repeat(40))).unwrap();
+    let now = chrono::Utc::now().timestamp();
+
+    let tenant = uuid::Uuid::now_v7().to_string();
+    let request = body(&env, &tenant);
+    for (label, ts, sig) in [
+        ("unsigned", None, None),
+        (
+            "another secret",
+            Some(now),
+            Some(foreign.sign(now, &request)),
+        ),
+        (
+            "stale",
+            Some(now - 3600),
+            Some(signer.sign(now - 3600, &request)),
+        ),
+        ("another body", Some(now), Some(signer.sign(now, b"{}"))),
+    ] {
+        let (status, problem) = post(&plane.base, &request, ts, sig).await;
+        assert_eq!(status, 401, "{label}: {problem}");
+        assert!(problem["detail"].is_string(), "{label}: {problem}");
+        assert!(!database_file(&env, &tenant).exists(), "{label} created it");
+    }
+
+    // Signed: created and migrated, its credentials sealed (a SQLite file has none).
+    let signature = signer.sign(now, &request);
+    let (status, answer) = post(&plane.base, &request, Some(now), Some(signature.clone())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["schemaVersion"], 4);
+    assert!(database_file(&env, &tenant).is_file());
+
+    // The same request again is a replay.
+    let (status, problem) = post(&plane.base, &request, Some(now), Some(signature)).await;
+    assert_eq!(status, 401);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already received"),
+        "{problem}"
+    );
+
+    // A signed request for a place the driver would not give the tenant creates nothing.
+    let other = uuid::Uuid::now_v7().to_string();
+    let elsewhere = serde_json::to_vec(&json!({
+        "tenantId": other,
+        "space": { "kind": "database", "shard": "eu-west-1", "path": "/tmp/elsewhere.db" },
+        "nonce": "n",
+    }))
+    .unwrap();
+    let (status, problem) = post(
+        &plane.base,
+        &elsewhere,
+        Some(now),
+        Some(signer.sign(now, &elsewhere)),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(!std::path::Path::new("/tmp/elsewhere.db").exists());
+    assert!(!database_file(&env, &other).exists());
+}
