@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Env, database_file_name, make_test_env, stderr_of};
+use common::{Env, database_file_name, make_test_env, make_test_env_with, stderr_of};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -223,4 +223,65 @@ async fn unsigned_foreign_stale_or_replayed_calls_are_refused_and_create_nothing
     assert_eq!(status, 422, "{problem}");
     assert!(!std::path::Path::new("/tmp/elsewhere.db").exists());
     assert!(!database_file(&env, &other).exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dedicated_postgres_database_comes_back_with_sealed_credentials_that_work() {
+    let Some(server) = tenantry_testkit::postgres::TestServer::start().await else {
+        return;
+    };
+    let env = make_test_env_with(&["--postgres", &server.url]);
+    let plane = DataPlane::start(&env);
+    delegate(&env, &plane.base);
+    let out = env
+        .command()
+        .args([
+            "tenant", "create", "globex", "--plan", "premium", "--region", "eu-west", "-o", "json",
+        ])
+        .env("TENANTRY_DATA_PLANE_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let tenant: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tenant["state"], "active", "{tenant:#}");
+    assert_eq!(tenant["isolation"], "database");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+    assert!(!printed.contains("password"), "{printed}");
+
+    // The catalog keeps what the data plane sealed; opened with the master key, it logs in to
+    // the tenant's own database.
+    let config = tenantry_core::config::Config::load(&env.config_path()).unwrap();
+    let key = tenantry_orchestrator::service::load_master_key(&config)
+        .unwrap()
+        .unwrap();
+    let catalog = tenantry_catalog::open(&config.catalog.url).await.unwrap();
+    let id: tenantry_core::TenantId = serde_json::from_value(tenant["id"].clone()).unwrap();
+    let sealed = catalog
+        .secret(id, "database")
+        .await
+        .unwrap()
+        .expect("sealed credentials");
+    let credentials: Value =
+        serde_json::from_slice(&key.open(&id.to_string(), &sealed).unwrap()).unwrap();
+    let database = tenant["space"]["database"].as_str().unwrap();
+    assert_eq!(credentials["role"], database);
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{}/{database}",
+        database,
+        credentials["password"].as_str().unwrap(),
+        server.port
+    );
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    // Migrated by the data plane, seeded by the control plane; the ledgers stay out of reach.
+    let settings: i64 = sqlx::query_scalar("SELECT count(*) FROM store_settings")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(settings, 1);
+    conn.close().await.unwrap();
 }

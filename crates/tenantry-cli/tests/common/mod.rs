@@ -41,12 +41,18 @@ pub struct Env {
 
 /// Initialises a fresh environment in a temporary directory of its own.
 pub fn make_test_env() -> Env {
+    make_test_env_with(&[])
+}
+
+/// [`make_test_env`] with more arguments of `tenantry init` (`--postgres URL`, say).
+pub fn make_test_env_with(init_args: &[&str]) -> Env {
     let dir = tempfile::tempdir().expect("temporary directory");
     let env = Env { dir };
     let out = env
         .command()
         .arg("init")
         .arg(env.path())
+        .args(init_args)
         .output()
         .expect("run tenantry init");
     assert!(
