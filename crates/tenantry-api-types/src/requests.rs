@@ -31,6 +31,13 @@ pub struct CreateTenant {
     /// An operator's override of the isolation: `shared`, `schema` or `database`.
     #[serde(default)]
     pub isolation: Option<String>,
+    /// The tenant's primary host name (free of other tenants).
+    #[serde(default)]
+    #[schema(example = "acme.example")]
+    pub domain: Option<String>,
+    /// More host names of the tenant; they need a primary.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// Decide and return the placement without creating anything.
     #[serde(default)]
     pub dry_run: bool,
@@ -88,4 +95,15 @@ pub struct UpdateInfrastructure {
     /// Plan only: answer with what would change, record and apply nothing.
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// A tenant's new host names (`PUT /api/v1/tenants/{slug}/domains`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetDomains {
+    #[serde(default)]
+    #[schema(example = "acme.example")]
+    pub primary: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }

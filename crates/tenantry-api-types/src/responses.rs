@@ -73,7 +73,18 @@ pub struct ProvisionPlan {
     pub shard: String,
     pub space: Space,
     pub admin_email: String,
+    /// Its host names, recorded with it.
+    pub domains: Domains,
     pub steps: Vec<String>,
+}
+
+/// A tenant's host names: one primary and any aliases, unique across tenants.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Domains {
+    #[schema(example = "acme.example")]
+    pub primary: Option<String>,
+    #[schema(example = json!(["www.acme.example"]))]
+    pub aliases: Vec<String>,
 }
 
 /// A durable operation and its progress.

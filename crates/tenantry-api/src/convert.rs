@@ -40,7 +40,15 @@ pub fn provision_plan(plan: tenantry_orchestrator::ProvisionPlan) -> api::Provis
         shard: plan.shard,
         space: plan.space,
         admin_email: plan.admin_email,
+        domains: domains(plan.domains),
         steps: plan.steps.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub fn domains(d: tenantry_core::domain::TenantDomains) -> api::Domains {
+    api::Domains {
+        primary: d.primary.map(String::from),
+        aliases: d.aliases.into_iter().map(String::from).collect(),
     }
 }
 

@@ -31,8 +31,8 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use routes::{
-    events, health, infrastructure, migrations, operations, plans, pool, shard_admin, storage,
-    tenants, topology,
+    domains, events, health, infrastructure, migrations, operations, plans, pool, shard_admin,
+    storage, tenants, topology,
 };
 
 /// Largest request body accepted (bodies are small JSON documents).
@@ -64,6 +64,8 @@ pub fn router(state: AppState) -> Router {
         .route("/operations/{id}", get(operations::show))
         .route("/plans", get(plans::list))
         .route("/tenants/{slug}/storage", get(storage::show))
+        .route("/tenants/{slug}/domains", get(domains::show))
+        .route("/domains/{host}", get(domains::resolve))
         .route("/pool", get(pool::status))
         .route("/events", get(events::list))
         .route("/events/dead-letters", get(events::dead_letters))
@@ -86,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tenants/{slug}", axum::routing::delete(tenants::delete))
         .route("/tenants/{slug}/suspend", post(tenants::suspend))
         .route("/tenants/{slug}/resume", post(tenants::resume))
+        .route("/tenants/{slug}/domains", axum::routing::put(domains::set))
         .route(
             "/infrastructure/tenants/{tenantId}/provision",
             post(infrastructure::provision),

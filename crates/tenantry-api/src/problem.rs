@@ -127,7 +127,15 @@ impl From<CatalogError> for Problem {
                 e.to_string(),
             )
             .with_field("slug"),
+            CatalogError::DomainTaken { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "domain-taken",
+                "The domain belongs to another tenant",
+                e.to_string(),
+            )
+            .with_field("domain"),
             CatalogError::TenantNotFound(_)
+            | CatalogError::DomainNotFound(_)
             | CatalogError::OperationNotFound(_)
             | CatalogError::ShardNotFound(_)
             | CatalogError::TokenNotFound(_) => Problem::not_found(e.to_string()),
@@ -172,7 +180,7 @@ impl From<OrchestratorError> for Problem {
                 Problem::invalid(field, p.to_string())
             }
             OrchestratorError::InvalidRequest(m) => {
-                let field = ["region", "compliance", "admin email"]
+                let field = ["region", "compliance", "admin email", "domain"]
                     .into_iter()
                     .find(|f| m.contains(f))
                     .map(|f| f.replace(' ', "_"))

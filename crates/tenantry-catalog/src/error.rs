@@ -30,6 +30,12 @@ pub enum CatalogError {
     /// No token with this name.
     #[error("no token {0:?}")]
     TokenNotFound(String),
+    /// Another tenant has this domain.
+    #[error("domain {domain:?} belongs to tenant {slug}; a domain names one tenant at most")]
+    DomainTaken { domain: String, slug: String },
+    /// No live tenant has this domain.
+    #[error("no tenant has domain {0:?}")]
+    DomainNotFound(String),
     /// No operation with this id.
     #[error("no operation {0:?}")]
     OperationNotFound(String),

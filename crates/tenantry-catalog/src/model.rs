@@ -58,6 +58,8 @@ pub struct NewTenant {
     pub placement: Placement,
     pub shard: String,
     pub admin_email: String,
+    /// Its host names, recorded with it (each must be free).
+    pub domains: tenantry_core::domain::TenantDomains,
 }
 
 /// A change to a tenant's recorded fields; `None` leaves a field as it is.
@@ -471,4 +473,25 @@ pub struct DeadLetter {
     pub error: String,
     pub attempts: i64,
     pub at: DateTime<Utc>,
+}
+
+/// A tenant's domains from its `(domain, is_primary)` rows.
+pub(crate) fn to_domains(
+    rows: Vec<(String, bool)>,
+) -> crate::Result<tenantry_core::domain::TenantDomains> {
+    let mut domains = tenantry_core::domain::TenantDomains::default();
+    for (name, primary) in rows {
+        let domain = tenantry_core::domain::Domain::parse(&name).map_err(|e| {
+            crate::CatalogError::Corrupt {
+                column: "tenant_domains.domain",
+                problem: e.to_string(),
+            }
+        })?;
+        if primary {
+            domains.primary = Some(domain);
+        } else {
+            domains.aliases.push(domain);
+        }
+    }
+    Ok(domains)
 }

@@ -33,6 +33,7 @@ use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 use tenantry_core::config::ShardConfig;
+use tenantry_core::domain::{Domain, TenantDomains};
 use tenantry_core::shard::ShardState;
 use tenantry_core::{TenantId, TenantState};
 use uuid::Uuid;
@@ -352,6 +353,65 @@ async fn relaxed_commit(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
+/// Replaces a tenant's host names; a name another tenant has is `DomainTaken`.
+async fn replace_domains(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    domains: &TenantDomains,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $1")
+        .bind(tenant.0)
+        .execute(&mut *conn)
+        .await?;
+    for domain in domains.all() {
+        let owner: Option<String> = sqlx::query_scalar(
+            "SELECT t.slug FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id
+             WHERE d.domain = $1",
+        )
+        .bind(domain.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(slug) = owner {
+            return Err(CatalogError::DomainTaken {
+                domain: domain.to_string(),
+                slug,
+            });
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO tenant_domains (domain, tenant_id, is_primary, created_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(domain.as_str())
+        .bind(tenant.0)
+        .bind(domains.primary.as_ref() == Some(domain))
+        .bind(now)
+        .execute(&mut *conn)
+        .await;
+        match inserted {
+            // Taken by a concurrent transaction since the check.
+            Err(e) if violates(&e, "tenant_domains_pkey") => {
+                return Err(CatalogError::DomainTaken {
+                    domain: domain.to_string(),
+                    slug: "another tenant".into(),
+                });
+            }
+            other => other?,
+        };
+    }
+    Ok(())
+}
+
+async fn load_domains(conn: &mut PgConnection, tenant: TenantId) -> Result<TenantDomains> {
+    let rows: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT domain, is_primary FROM tenant_domains WHERE tenant_id = $1 ORDER BY domain",
+    )
+    .bind(tenant.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    crate::model::to_domains(rows)
+}
+
 async fn put_secret(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -628,6 +688,7 @@ impl CatalogStore for PgCatalog {
                     }
                     other => other?,
                 };
+                replace_domains(conn, new.id, &new.domains, now).await?;
                 let tenant = load_tenant(conn, new.id, false).await?;
                 insert_transition(conn, new.id, None, TenantState::Requested, cause, now).await?;
                 let created = NewEvent {
@@ -645,6 +706,30 @@ impl CatalogStore for PgCatalog {
             })
         })
         .await
+    }
+
+    async fn tenant_by_domain(&self, domain: &Domain) -> Result<Tenant> {
+        let mut conn = self.pool.acquire().await?;
+        let id: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT tenant_id FROM tenant_domains WHERE domain = $1")
+                .bind(domain.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+        let id = id.ok_or_else(|| CatalogError::DomainNotFound(domain.to_string()))?;
+        load_tenant(&mut conn, TenantId(id), false).await
+    }
+
+    async fn domains(&self, tenant: TenantId) -> Result<TenantDomains> {
+        let mut conn = self.pool.acquire().await?;
+        load_domains(&mut conn, tenant).await
+    }
+
+    async fn set_domains(&self, tenant: TenantId, domains: &TenantDomains) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        load_tenant(&mut tx, tenant, true).await?;
+        replace_domains(&mut tx, tenant, domains, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant> {
@@ -732,6 +817,9 @@ impl CatalogStore for PgCatalog {
                     .execute(&mut *conn)
                     .await?;
                 apply_update(conn, id, update, now).await?;
+                if to == TenantState::Deleted {
+                    replace_domains(conn, id, &TenantDomains::default(), now).await?;
+                }
                 insert_transition(conn, id, Some(current.state), to, cause, now).await?;
                 insert_events(conn, id, events, now).await?;
                 if let Some(cp) = checkpoint {

@@ -22,6 +22,7 @@ use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 use tenantry_core::config::ShardConfig;
+use tenantry_core::domain::{Domain, TenantDomains};
 use tenantry_core::shard::ShardState;
 use tenantry_core::{TenantId, TenantState};
 use uuid::Uuid;
@@ -403,6 +404,7 @@ impl CatalogStore for SqliteCatalog {
             }
             return Err(e.into());
         }
+        replace_domains(&mut tx, new.id, &new.domains, now).await?;
         let tenant = load_tenant(&mut tx, new.id).await?;
         insert_transition(&mut tx, new.id, None, TenantState::Requested, &cause, now).await?;
         let created = NewEvent {
@@ -418,6 +420,36 @@ impl CatalogStore for SqliteCatalog {
         let op = load_operation(&mut tx, operation.id).await?;
         tx.commit().await?;
         Ok((tenant, op))
+    }
+
+    async fn tenant_by_domain(&self, domain: &Domain) -> Result<Tenant> {
+        let row = sqlx::query(
+            "SELECT t.* FROM tenants t JOIN tenant_domains d ON d.tenant_id = t.id
+             WHERE d.domain = ?",
+        )
+        .bind(domain.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| CatalogError::DomainNotFound(domain.to_string()))?;
+        tenant_from_row(&row)
+    }
+
+    async fn domains(&self, tenant: TenantId) -> Result<TenantDomains> {
+        let rows: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT domain, is_primary FROM tenant_domains WHERE tenant_id = ? ORDER BY domain",
+        )
+        .bind(tenant.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        crate::model::to_domains(rows)
+    }
+
+    async fn set_domains(&self, tenant: TenantId, domains: &TenantDomains) -> Result<()> {
+        let mut tx = self.write().await?;
+        load_tenant(&mut tx, tenant).await?;
+        replace_domains(&mut tx, tenant, domains, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant> {
@@ -495,6 +527,9 @@ impl CatalogStore for SqliteCatalog {
             .execute(&mut *tx)
             .await?;
         apply_update(&mut tx, id, &update, now).await?;
+        if to == TenantState::Deleted {
+            replace_domains(&mut tx, id, &TenantDomains::default(), now).await?;
+        }
         insert_transition(&mut tx, id, Some(current.state), to, &cause, now).await?;
         insert_events(&mut tx, id, &events, now).await?;
         if let Some(cp) = checkpoint {
@@ -1227,6 +1262,46 @@ async fn mark_step(
     .bind(idx)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// Replaces a tenant's host names; a name another tenant has is `DomainTaken`. Runs in a
+/// write (`BEGIN IMMEDIATE`) transaction: no other writer between the check and the insert.
+async fn replace_domains(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    domains: &TenantDomains,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = ?")
+        .bind(tenant.to_string())
+        .execute(&mut *conn)
+        .await?;
+    for domain in domains.all() {
+        let owner: Option<String> = sqlx::query_scalar(
+            "SELECT t.slug FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id
+             WHERE d.domain = ?",
+        )
+        .bind(domain.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(slug) = owner {
+            return Err(CatalogError::DomainTaken {
+                domain: domain.to_string(),
+                slug,
+            });
+        }
+        sqlx::query(
+            "INSERT INTO tenant_domains (domain, tenant_id, is_primary, created_at)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(domain.as_str())
+        .bind(tenant.to_string())
+        .bind(domains.primary.as_ref() == Some(domain))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use crate::model::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tenantry_core::config::ShardConfig;
+use tenantry_core::domain::{Domain, TenantDomains};
 use tenantry_core::shard::{ShardState, ShardUsage};
 use tenantry_core::{TenantId, TenantState};
 use uuid::Uuid;
@@ -59,6 +60,14 @@ pub trait CatalogStore: Send + Sync + 'static {
     ) -> Result<(Tenant, Operation)>;
     /// The live tenant with this slug, else the most recently deleted one.
     async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant>;
+    /// The live tenant a host name belongs to ([`DomainNotFound`](crate::CatalogError::DomainNotFound)
+    /// if none).
+    async fn tenant_by_domain(&self, domain: &Domain) -> Result<Tenant>;
+    /// A tenant's host names.
+    async fn domains(&self, tenant: TenantId) -> Result<TenantDomains>;
+    /// Replaces a tenant's host names at once; a name another tenant has is
+    /// [`DomainTaken`](crate::CatalogError::DomainTaken) and changes nothing.
+    async fn set_domains(&self, tenant: TenantId, domains: &TenantDomains) -> Result<()>;
     async fn tenant(&self, id: TenantId) -> Result<Tenant>;
     async fn tenants(&self, filter: &TenantFilter) -> Result<Vec<Tenant>>;
     /// Updates recorded fields without a state change.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tenantry_catalog::model::*;
 use tenantry_catalog::{CatalogError, CatalogStore};
 use tenantry_core::config::ShardConfig;
+use tenantry_core::domain::{Domain, TenantDomains};
 use tenantry_core::events::EventType;
 use tenantry_core::placement::{Characteristics, Placement};
 use tenantry_core::shard::ShardState;
@@ -83,6 +84,7 @@ both!(
     tokens_idempotency_and_sink_cursors,
     counts_group_tenants_operations_and_events,
     infrastructure_records_and_their_transitions,
+    domains_name_one_live_tenant_each,
 );
 
 // --- builders ---
@@ -118,6 +120,7 @@ fn make_test_tenant(slug: &str, isolation: Isolation) -> NewTenant {
         },
         shard: "eu-1".into(),
         admin_email: format!("admin@{slug}.example"),
+        domains: TenantDomains::default(),
     }
 }
 
@@ -1265,4 +1268,77 @@ async fn infrastructure_records_and_their_transitions(c: Arc<dyn CatalogStore>) 
         events.last().unwrap().event_type,
         EventType::InfrastructureReady
     );
+}
+
+// --- domains ---
+
+async fn domains_name_one_live_tenant_each(c: Arc<dyn CatalogStore>) {
+    let domains = |primary: &str, aliases: &[&str]| {
+        let aliases: Vec<String> = aliases.iter().map(|a| a.to_string()).collect();
+        TenantDomains::parse(Some(primary), &aliases).unwrap()
+    };
+    let acme_domains = domains("acme.example", &["www.acme.example"]);
+    let (acme, acme_op) = c
+        .create_tenant(
+            NewTenant {
+                domains: acme_domains.clone(),
+                ..make_test_tenant("acme", Isolation::Shared)
+            },
+            cause(),
+            provision_op(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.domains(acme.id).await.unwrap(), acme_domains);
+    let host = Domain::from_host("WWW.Acme.example:8443").unwrap();
+    assert_eq!(c.tenant_by_domain(&host).await.unwrap().id, acme.id);
+
+    // Another tenant cannot take one of them, at creation or later; nothing changes.
+    let taken = c
+        .create_tenant(
+            NewTenant {
+                domains: domains("www.acme.example", &[]),
+                ..make_test_tenant("globex", Isolation::Shared)
+            },
+            cause(),
+            provision_op(),
+        )
+        .await;
+    assert!(
+        matches!(&taken, Err(CatalogError::DomainTaken { domain, slug }) if domain == "www.acme.example" && slug == "acme"),
+        "{taken:?}"
+    );
+    assert!(
+        c.tenant_by_slug("globex").await.is_err(),
+        "nothing was created"
+    );
+    let (globex, _) = create(&*c, "globex", Isolation::Shared).await;
+    assert!(matches!(
+        c.set_domains(globex.id, &domains("globex.example", &["acme.example"]))
+            .await,
+        Err(CatalogError::DomainTaken { .. })
+    ));
+    assert_eq!(
+        c.domains(globex.id).await.unwrap(),
+        TenantDomains::default()
+    );
+
+    // Changed later: the old names are free again.
+    let moved = domains("shop.acme.example", &[]);
+    c.set_domains(acme.id, &moved).await.unwrap();
+    assert_eq!(c.domains(acme.id).await.unwrap(), moved);
+    assert!(matches!(
+        c.tenant_by_domain(&host).await,
+        Err(CatalogError::DomainNotFound(_))
+    ));
+    c.set_domains(globex.id, &domains("www.acme.example", &[]))
+        .await
+        .unwrap();
+
+    // A deleted tenant's names are released.
+    fail_and_delete(&*c, &acme, &acme_op).await;
+    assert_eq!(c.domains(acme.id).await.unwrap(), TenantDomains::default());
+    c.set_domains(globex.id, &domains("shop.acme.example", &[]))
+        .await
+        .unwrap();
 }

@@ -123,6 +123,23 @@ pub enum TenantCommand {
     Resume(SlugArg),
     /// Remove a tenant's space and storage; its catalog record stays, state deleted
     Delete(SlugArg),
+    /// Show a tenant's host names, or replace them (--primary, --alias, --clear)
+    Domains(DomainsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DomainsArgs {
+    /// The tenant's slug
+    pub slug: String,
+    /// The new primary host name (replaces the tenant's domains with this and the --alias names)
+    #[arg(long, conflicts_with = "clear")]
+    pub primary: Option<String>,
+    /// A further host name; repeatable; needs --primary
+    #[arg(long = "alias", value_name = "DOMAIN", requires = "primary")]
+    pub aliases: Vec<String>,
+    /// Remove every domain of the tenant
+    #[arg(long)]
+    pub clear: bool,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +173,12 @@ pub struct CreateArgs {
     /// The bootstrap admin's email [default: admin@<slug>.example]
     #[arg(long)]
     pub admin_email: Option<String>,
+    /// The tenant's primary host name (requests with this Host reach the tenant)
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// A further host name of the tenant; repeatable; needs --domain
+    #[arg(long = "alias", value_name = "DOMAIN", requires = "domain")]
+    pub aliases: Vec<String>,
     /// Print the placement decision and the steps that would run; change nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -51,6 +51,8 @@ fn catalog_code(c: &CatalogError) -> u8 {
         | CatalogError::DuplicateShard(_)
         | CatalogError::TokenNotFound(_)
         | CatalogError::DuplicateToken(_)
+        | CatalogError::DomainTaken { .. }
+        | CatalogError::DomainNotFound(_)
         | CatalogError::IllegalTransition(_)
         | CatalogError::OperationInProgress { .. } => BAD_INPUT,
         _ => FAILED,

@@ -12,10 +12,12 @@
 //! - [`space`]: where a tenant's data lives (its *tenant space*).
 //! - [`events`]: the lifecycle event types published through the outbox.
 //! - [`config`]: `tenantry.toml`, typed and validated at load.
+//! - [`domain`]: tenants' host names (a primary and aliases), normalised for lookup.
 //! - [`ident`]: validation and quoting of identifiers that reach SQL.
 //! - [`secrets`]: sealing credentials at rest under the master key.
 
 pub mod config;
+pub mod domain;
 pub mod events;
 pub mod ident;
 pub mod ids;

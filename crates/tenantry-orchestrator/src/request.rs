@@ -5,6 +5,7 @@
 use crate::error::{OrchestratorError, Result};
 use crate::steps::PROVISION_STEPS;
 use serde::Serialize;
+use tenantry_core::domain::TenantDomains;
 use tenantry_core::placement::{Characteristics, Placement};
 use tenantry_core::space::Space;
 use tenantry_core::{Isolation, Slug, TenantId};
@@ -22,6 +23,9 @@ pub struct ProvisionRequest {
     pub isolation: Option<Isolation>,
     /// The bootstrap admin's email; `admin@<slug>.example` when absent.
     pub admin_email: Option<String>,
+    /// The tenant's primary host name, and its aliases (each free of other tenants).
+    pub domain: Option<String>,
+    pub aliases: Vec<String>,
 }
 
 /// What provisioning would do: the decision and the steps.
@@ -36,6 +40,7 @@ pub struct ProvisionPlan {
     pub shard: String,
     pub space: Space,
     pub admin_email: String,
+    pub domains: TenantDomains,
     pub steps: Vec<&'static str>,
 }
 

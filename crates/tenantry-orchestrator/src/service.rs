@@ -9,6 +9,7 @@ use std::time::Duration;
 use tenantry_catalog::CatalogStore;
 use tenantry_catalog::model::{Cause, NewOperation, NewTenant, Operation, OperationKind, Tenant};
 use tenantry_core::config::Config;
+use tenantry_core::domain::TenantDomains;
 use tenantry_core::placement;
 use tenantry_core::secrets::MasterKey;
 use tenantry_core::shard::resolve_shard;
@@ -154,6 +155,50 @@ impl Orchestrator {
         }
     }
 
+    /// Validates host names for `tenant` (a new tenant when `None`): well formed, and none
+    /// another live tenant's.
+    async fn free_domains(
+        &self,
+        tenant: Option<TenantId>,
+        primary: Option<&str>,
+        aliases: &[String],
+    ) -> Result<TenantDomains> {
+        let domains = TenantDomains::parse(primary, aliases)
+            .map_err(|e| OrchestratorError::InvalidRequest(e.to_string()))?;
+        for domain in domains.all() {
+            match self.catalog.tenant_by_domain(domain).await {
+                Ok(owner) if Some(owner.id) != tenant => {
+                    return Err(tenantry_catalog::CatalogError::DomainTaken {
+                        domain: domain.to_string(),
+                        slug: owner.slug,
+                    }
+                    .into());
+                }
+                Ok(_) | Err(tenantry_catalog::CatalogError::DomainNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(domains)
+    }
+
+    /// Replaces a tenant's host names (none: `primary` absent and no aliases).
+    pub async fn set_domains(
+        &self,
+        slug: &str,
+        primary: Option<&str>,
+        aliases: &[String],
+    ) -> Result<TenantDomains> {
+        let tenant = self.catalog.tenant_by_slug(slug).await?;
+        if tenant.state == TenantState::Deleted {
+            return Err(OrchestratorError::InvalidRequest(format!(
+                "tenant {slug} is deleted; its domains were released"
+            )));
+        }
+        let domains = self.free_domains(Some(tenant.id), primary, aliases).await?;
+        self.catalog.set_domains(tenant.id, &domains).await?;
+        Ok(domains)
+    }
+
     /// Validates a provisioning request and decides its placement, writing nothing.
     pub async fn plan_provision(&self, req: &ProvisionRequest) -> Result<ProvisionPlan> {
         let slug = Slug::parse(&req.slug)?;
@@ -175,6 +220,9 @@ impl Orchestrator {
                 .clone()
                 .unwrap_or_else(|| format!("admin@{slug}.example")),
         )?;
+        let domains = self
+            .free_domains(None, req.domain.as_deref(), &req.aliases)
+            .await?;
         let shared = self.config.shared_shard(&req.region).ok_or_else(|| {
             OrchestratorError::InvalidRequest(format!("region {:?} has no shard", req.region))
         })?;
@@ -215,6 +263,7 @@ impl Orchestrator {
             shard: shard.name.clone(),
             space,
             admin_email,
+            domains,
             steps: steps_of(OperationKind::Provision).to_vec(),
         })
     }
@@ -243,6 +292,7 @@ impl Orchestrator {
             placement: plan.placement,
             shard: plan.shard,
             admin_email: plan.admin_email,
+            domains: plan.domains,
         };
         let op = NewOperation {
             id: Uuid::now_v7(),

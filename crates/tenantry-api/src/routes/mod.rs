@@ -1,5 +1,6 @@
 //! One module per resource.
 
+pub mod domains;
 pub mod events;
 pub mod health;
 pub mod infrastructure;

@@ -144,6 +144,8 @@ async fn create_once(
         monthly_api_calls: body.monthly_api_calls,
         isolation,
         admin_email: body.admin_email,
+        domain: body.domain,
+        aliases: body.aliases,
     };
     if body.dry_run {
         let plan = convert::provision_plan(state.orch.plan_provision(&req).await?);

@@ -14,9 +14,9 @@ use tenantry_api::{Scope, convert, views};
 use tenantry_api_types::admin::{
     AddShard, CreatedToken, MigrateFleet, Plan, PoolCount, PoolFilled, SpaceResult, Token,
 };
-use tenantry_api_types::requests::CreateTenant;
+use tenantry_api_types::requests::{CreateTenant, SetDomains};
 use tenantry_api_types::responses::{
-    Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantStorage, Transition,
+    Domains, Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantStorage, Transition,
 };
 use tenantry_catalog::model::{OperationKind, TenantFilter};
 use tenantry_core::Isolation;
@@ -61,6 +61,8 @@ fn provision_request(req: CreateTenant) -> Result<ProvisionRequest> {
         monthly_api_calls: req.monthly_api_calls,
         isolation,
         admin_email: req.admin_email,
+        domain: req.domain,
+        aliases: req.aliases,
     })
 }
 
@@ -161,6 +163,21 @@ impl Backend for Local {
     async fn storage(&self, slug: &str) -> Result<TenantStorage> {
         let tenant = self.orch.catalog().tenant_by_slug(slug).await?;
         Ok(views::storage(&self.orch, &tenant).await?)
+    }
+
+    async fn domains(&self, slug: &str) -> Result<Domains> {
+        let tenant = self.orch.catalog().tenant_by_slug(slug).await?;
+        Ok(convert::domains(
+            self.orch.catalog().domains(tenant.id).await?,
+        ))
+    }
+
+    async fn set_domains(&self, slug: &str, domains: SetDomains) -> Result<Domains> {
+        let set = self
+            .orch
+            .set_domains(slug, domains.primary.as_deref(), &domains.aliases)
+            .await?;
+        Ok(convert::domains(set))
     }
 
     async fn history(&self, slug: &str) -> Result<Vec<Transition>> {

@@ -19,9 +19,9 @@ use tenantry_api::routes::events::DeadLetter;
 use tenantry_api_types::admin::{
     AddShard, CreatedToken, MigrateFleet, Plan, PoolCount, PoolFilled, SpaceResult, Token,
 };
-use tenantry_api_types::requests::CreateTenant;
+use tenantry_api_types::requests::{CreateTenant, SetDomains};
 use tenantry_api_types::responses::{
-    Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantStorage, Transition,
+    Domains, Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantStorage, Transition,
 };
 use tenantry_catalog::model::OperationKind;
 use tenantry_core::shard::ShardState;
@@ -68,6 +68,8 @@ pub trait Backend: Send + Sync {
     async fn tenants(&self, query: &TenantQuery) -> Result<Vec<Tenant>>;
     async fn tenant(&self, slug: &str) -> Result<Tenant>;
     async fn storage(&self, slug: &str) -> Result<TenantStorage>;
+    async fn domains(&self, slug: &str) -> Result<Domains>;
+    async fn set_domains(&self, slug: &str, domains: SetDomains) -> Result<Domains>;
     async fn history(&self, slug: &str) -> Result<Vec<Transition>>;
 
     async fn operations(&self, tenant: Option<&str>, limit: i64) -> Result<Vec<Operation>>;

@@ -19,10 +19,10 @@ use tenantry_api_types::admin::{
     AddShard, CreateToken, CreatedToken, FillPool, MigrateFleet, Plan, PoolCount, PoolFilled,
     SpaceResult, Token,
 };
-use tenantry_api_types::requests::CreateTenant;
+use tenantry_api_types::requests::{CreateTenant, SetDomains};
 use tenantry_api_types::responses::{
-    Accepted, Event, EventPage, Operation, ProvisionPlan, Region, Shard, Tenant, TenantPage,
-    TenantStorage, Transition,
+    Accepted, Domains, Event, EventPage, Operation, ProvisionPlan, Region, Shard, Tenant,
+    TenantPage, TenantStorage, Transition,
 };
 use tenantry_catalog::model::OperationKind;
 use tenantry_core::shard::ShardState;
@@ -297,6 +297,16 @@ impl Backend for Remote {
 
     async fn storage(&self, slug: &str) -> Result<TenantStorage> {
         Ok(self.get(self.url(&["tenants", slug, "storage"])).await?)
+    }
+
+    async fn domains(&self, slug: &str) -> Result<Domains> {
+        Ok(self.get(self.url(&["tenants", slug, "domains"])).await?)
+    }
+
+    async fn set_domains(&self, slug: &str, domains: SetDomains) -> Result<Domains> {
+        let body = serde_json::to_value(&domains).expect("request bodies serialise");
+        let url = self.url(&["tenants", slug, "domains"]);
+        Ok(self.call(Method::PUT, url, Some(body)).await?.1)
     }
 
     async fn history(&self, slug: &str) -> Result<Vec<Transition>> {

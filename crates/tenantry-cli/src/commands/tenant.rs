@@ -1,12 +1,12 @@
 //! `tenantry tenant …`.
 
 use crate::backend::{self, Backend, TenantQuery};
-use crate::cli::{Cli, CreateArgs, ListArgs, Output, TenantCommand};
+use crate::cli::{Cli, CreateArgs, DomainsArgs, ListArgs, Output, TenantCommand};
 use crate::output::{emit, or_dash, table};
 use crate::progress::StepProgress;
 use anyhow::Result;
 use serde::Serialize;
-use tenantry_api_types::requests::CreateTenant;
+use tenantry_api_types::requests::{CreateTenant, SetDomains};
 use tenantry_api_types::responses::{Tenant, TenantStorage};
 use tenantry_catalog::model::OperationKind;
 
@@ -21,6 +21,7 @@ pub async fn run(cli: &Cli, cmd: &TenantCommand) -> Result<()> {
         TenantCommand::Suspend(a) => change(cli, b, &a.slug, OperationKind::Suspend).await,
         TenantCommand::Resume(a) => change(cli, b, &a.slug, OperationKind::Resume).await,
         TenantCommand::Delete(a) => change(cli, b, &a.slug, OperationKind::Delete).await,
+        TenantCommand::Domains(a) => domains(cli, b, a).await,
     }
 }
 
@@ -34,6 +35,8 @@ async fn create(cli: &Cli, b: &dyn Backend, args: &CreateArgs) -> Result<()> {
         monthly_api_calls: args.monthly_api_calls,
         isolation: args.isolation.map(|i| i.to_string()),
         admin_email: args.admin_email.clone(),
+        domain: args.domain.clone(),
+        aliases: args.aliases.clone(),
         dry_run: args.dry_run,
     };
     if args.dry_run {
@@ -51,6 +54,9 @@ async fn create(cli: &Cli, b: &dyn Backend, args: &CreateArgs) -> Result<()> {
             println!("rule       {}", plan.placement.rule);
             println!("reason     {}", plan.placement.reason);
             println!("admin      {}", plan.admin_email);
+            if let Some(primary) = &plan.domains.primary {
+                println!("domains    {}", domain_list(primary, &plan.domains.aliases));
+            }
             println!("steps      {}", plan.steps.join(" → "));
         });
         return Ok(());
@@ -75,6 +81,32 @@ async fn create(cli: &Cli, b: &dyn Backend, args: &CreateArgs) -> Result<()> {
     progress.finish();
     result?;
     show(cli, b, &args.slug).await
+}
+
+fn domain_list(primary: &str, aliases: &[String]) -> String {
+    std::iter::once(format!("{primary} (primary)"))
+        .chain(aliases.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `tenant domains SLUG [--primary D [--alias A]…] [--clear]`: shows, or replaces, a tenant's
+/// host names.
+async fn domains(cli: &Cli, b: &dyn Backend, args: &DomainsArgs) -> Result<()> {
+    let domains = if args.primary.is_some() || args.clear {
+        let set = SetDomains {
+            primary: args.primary.clone(),
+            aliases: args.aliases.clone(),
+        };
+        b.set_domains(&args.slug, set).await?
+    } else {
+        b.domains(&args.slug).await?
+    };
+    emit(cli.output, &domains, |d| match &d.primary {
+        Some(primary) => println!("{}", domain_list(primary, &d.aliases)),
+        None => println!("{} has no domain.", args.slug),
+    });
+    Ok(())
 }
 
 async fn list(cli: &Cli, b: &dyn Backend, args: &ListArgs) -> Result<()> {
