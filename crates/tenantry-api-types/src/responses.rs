@@ -278,3 +278,21 @@ pub struct PlannedResource {
     /// `create`, `update`, `delete`, `replace`, …
     pub action: String,
 }
+
+/// What a tenant holds and how its queries go (`GET /api/v1/tenants/{slug}/stats`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantStats {
+    /// Rows carrying the tenant's id, per table.
+    pub rows: std::collections::BTreeMap<String, i64>,
+    pub total_rows: i64,
+    /// Bytes its data takes on disk.
+    pub size_bytes: i64,
+    /// The size is the tenant's share of a shared space (its rows' share of each table).
+    pub size_estimated: bool,
+    /// When rows and size were collected.
+    pub collected_at: Option<DateTime<Utc>>,
+    /// Queries its router ran, their mean time, and since when they are counted.
+    pub queries: i64,
+    pub avg_query_ms: Option<f64>,
+    pub queries_since: Option<DateTime<Utc>>,
+}

@@ -45,6 +45,19 @@ pub fn provision_plan(plan: tenantry_orchestrator::ProvisionPlan) -> api::Provis
     }
 }
 
+pub fn tenant_stats(s: model::TenantStats) -> api::TenantStats {
+    api::TenantStats {
+        total_rows: s.rows.values().sum(),
+        rows: s.rows,
+        size_bytes: s.size_bytes,
+        size_estimated: s.size_estimated,
+        collected_at: s.collected_at,
+        queries: s.queries,
+        avg_query_ms: (s.queries > 0).then(|| s.query_ms_total / s.queries as f64),
+        queries_since: s.queries_since,
+    }
+}
+
 pub fn domains(d: tenantry_core::domain::TenantDomains) -> api::Domains {
     api::Domains {
         primary: d.primary.map(String::from),

@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/plans", get(plans::list))
         .route("/tenants/{slug}/storage", get(storage::show))
         .route("/tenants/{slug}/domains", get(domains::show))
+        .route("/tenants/{slug}/stats", get(storage::stats))
         .route("/domains/{host}", get(domains::resolve))
         .route("/pool", get(pool::status))
         .route("/events", get(events::list))

@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::operations::show,
         crate::routes::operations::resume,
         crate::routes::storage::show,
+        crate::routes::storage::stats,
         crate::routes::domains::show,
         crate::routes::domains::set,
         crate::routes::domains::resolve,

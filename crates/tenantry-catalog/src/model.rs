@@ -379,6 +379,22 @@ pub struct NewPoolEntry {
     pub schema_version: Option<i64>,
 }
 
+/// What a tenant holds and how its queries go, for placement decisions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TenantStats {
+    /// Rows carrying the tenant's id, per table.
+    pub rows: std::collections::BTreeMap<String, i64>,
+    pub size_bytes: i64,
+    /// The size is the tenant's share of a shared space.
+    pub size_estimated: bool,
+    /// When `rows` and the size were collected; never, if `None`.
+    pub collected_at: Option<DateTime<Utc>>,
+    /// Queries the router ran for the tenant, and their total time, since `queries_since`.
+    pub queries: i64,
+    pub query_ms_total: f64,
+    pub queries_since: Option<DateTime<Utc>>,
+}
+
 /// A claimed pooled database that became its tenant's: what the catalog records of it.
 #[derive(Debug, Clone)]
 pub struct PoolAdoption {

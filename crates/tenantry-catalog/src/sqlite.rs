@@ -434,6 +434,67 @@ impl CatalogStore for SqliteCatalog {
         tenant_from_row(&row)
     }
 
+    async fn tenant_stats(&self, tenant: TenantId) -> Result<TenantStats> {
+        let row = sqlx::query("SELECT * FROM tenant_stats WHERE tenant_id = ?")
+            .bind(tenant.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else {
+            return Ok(TenantStats::default());
+        };
+        Ok(TenantStats {
+            rows: parse_json("tenant_stats.rows", r.try_get("rows")?)?,
+            size_bytes: r.try_get("size_bytes")?,
+            size_estimated: r.try_get("size_estimated")?,
+            collected_at: r.try_get("collected_at")?,
+            queries: r.try_get("queries")?,
+            query_ms_total: r.try_get("query_ms_total")?,
+            queries_since: r.try_get("queries_since")?,
+        })
+    }
+
+    async fn save_space_stats(
+        &self,
+        tenant: TenantId,
+        rows: &std::collections::BTreeMap<String, i64>,
+        size_bytes: i64,
+        size_estimated: bool,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tenant_stats (tenant_id, rows, size_bytes, size_estimated, collected_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (tenant_id) DO UPDATE SET rows = excluded.rows,
+                 size_bytes = excluded.size_bytes, size_estimated = excluded.size_estimated,
+                 collected_at = excluded.collected_at",
+        )
+        .bind(tenant.to_string())
+        .bind(json(rows))
+        .bind(size_bytes)
+        .bind(size_estimated)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_queries(&self, tenant: TenantId, queries: i64, ms: f64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tenant_stats (tenant_id, queries, query_ms_total, queries_since)
+             VALUES (?, ?, ?, ?)
+             ON CONFLICT (tenant_id) DO UPDATE SET
+                 queries = tenant_stats.queries + excluded.queries,
+                 query_ms_total = tenant_stats.query_ms_total + excluded.query_ms_total,
+                 queries_since = coalesce(tenant_stats.queries_since, excluded.queries_since)",
+        )
+        .bind(tenant.to_string())
+        .bind(queries)
+        .bind(ms)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn domains(&self, tenant: TenantId) -> Result<TenantDomains> {
         let rows: Vec<(String, bool)> = sqlx::query_as(
             "SELECT domain, is_primary FROM tenant_domains WHERE tenant_id = ? ORDER BY domain",

@@ -65,6 +65,18 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn tenant_by_domain(&self, domain: &Domain) -> Result<Tenant>;
     /// A tenant's host names.
     async fn domains(&self, tenant: TenantId) -> Result<TenantDomains>;
+    /// A tenant's statistics (all zero, never collected, when there are none).
+    async fn tenant_stats(&self, tenant: TenantId) -> Result<TenantStats>;
+    /// Records rows per table and size, collected from the tenant's space (query figures stay).
+    async fn save_space_stats(
+        &self,
+        tenant: TenantId,
+        rows: &std::collections::BTreeMap<String, i64>,
+        size_bytes: i64,
+        size_estimated: bool,
+    ) -> Result<()>;
+    /// Adds `queries` taking `ms` in all to the tenant's query figures (the router's report).
+    async fn record_queries(&self, tenant: TenantId, queries: i64, ms: f64) -> Result<()>;
     /// Replaces a tenant's host names at once; a name another tenant has is
     /// [`DomainTaken`](crate::CatalogError::DomainTaken) and changes nothing.
     async fn set_domains(&self, tenant: TenantId, domains: &TenantDomains) -> Result<()>;

@@ -85,6 +85,7 @@ both!(
     counts_group_tenants_operations_and_events,
     infrastructure_records_and_their_transitions,
     domains_name_one_live_tenant_each,
+    tenant_stats_keep_space_and_query_figures_apart,
 );
 
 // --- builders ---
@@ -1341,4 +1342,28 @@ async fn domains_name_one_live_tenant_each(c: Arc<dyn CatalogStore>) {
     c.set_domains(globex.id, &domains("shop.acme.example", &[]))
         .await
         .unwrap();
+}
+
+// --- statistics ---
+
+async fn tenant_stats_keep_space_and_query_figures_apart(c: Arc<dyn CatalogStore>) {
+    let (t, _) = create(&*c, "acme", Isolation::Shared).await;
+    assert_eq!(c.tenant_stats(t.id).await.unwrap(), TenantStats::default());
+    c.record_queries(t.id, 10, 25.0).await.unwrap();
+    c.record_queries(t.id, 5, 5.5).await.unwrap();
+    let rows: std::collections::BTreeMap<String, i64> =
+        [("customers".to_owned(), 3), ("orders".to_owned(), 7)].into();
+    c.save_space_stats(t.id, &rows, 8192, true).await.unwrap();
+    let stats = c.tenant_stats(t.id).await.unwrap();
+    assert_eq!(stats.rows, rows);
+    assert_eq!((stats.size_bytes, stats.size_estimated), (8192, true));
+    assert!(stats.collected_at.is_some() && stats.queries_since.is_some());
+    assert_eq!((stats.queries, stats.query_ms_total), (15, 30.5));
+    // Collected again: the space figures are replaced, the query figures stay.
+    c.save_space_stats(t.id, &Default::default(), 0, false)
+        .await
+        .unwrap();
+    let again = c.tenant_stats(t.id).await.unwrap();
+    assert!(again.rows.is_empty());
+    assert_eq!((again.queries, again.size_estimated), (15, false));
 }

@@ -125,6 +125,17 @@ pub enum TenantCommand {
     Delete(SlugArg),
     /// Show a tenant's host names, or replace them (--primary, --alias, --clear)
     Domains(DomainsArgs),
+    /// What a tenant holds (rows per table, size) and how its queries go
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The tenant's slug
+    pub slug: String,
+    /// Count the tenant's rows and measure its size now (otherwise the last figures)
+    #[arg(long)]
+    pub refresh: bool,
 }
 
 #[derive(Debug, Args)]

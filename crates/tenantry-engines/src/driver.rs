@@ -27,6 +27,18 @@ pub struct SpaceStatus {
     pub tenant_rows: i64,
 }
 
+/// How much a tenant holds, for placement decisions (`tenantry tenant stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpaceStatistics {
+    /// Rows carrying the tenant's id, per table (the control plane's ledgers left out).
+    pub rows: std::collections::BTreeMap<String, i64>,
+    /// Bytes the tenant's data takes on disk.
+    pub size_bytes: i64,
+    /// Whether `size_bytes` is the tenant's share of a shared space (its rows' share of each
+    /// table's size) rather than a measured size of its own.
+    pub size_estimated: bool,
+}
+
 /// A tenant's (or a pooled database's) own database role. Its `Debug` never shows the
 /// password, and it has no `Display`.
 #[derive(Clone)]
@@ -113,6 +125,9 @@ pub trait SpaceDriver: Send + Sync + 'static {
 
     /// Observes the space.
     async fn status(&self, space: &Space, tenant: TenantId) -> Result<SpaceStatus>;
+
+    /// The tenant's rows per table and the size of its data. A missing space has none.
+    async fn statistics(&self, space: &Space, tenant: TenantId) -> Result<SpaceStatistics>;
 
     /// Removes the tenant's data: its rows from a shared space, or the whole space otherwise.
     /// Never touches another tenant's rows. A space that is already gone is fine.

@@ -3,7 +3,7 @@
 //! (`tenant_<id>.db`).
 
 use crate::application::Application;
-use crate::driver::{Credentials, PooledDatabase, SpaceDriver, SpaceStatus};
+use crate::driver::{Credentials, PooledDatabase, SpaceDriver, SpaceStatistics, SpaceStatus};
 use crate::error::{Result, SpaceError};
 use crate::tables::children_first;
 use async_trait::async_trait;
@@ -293,6 +293,43 @@ impl SpaceDriver for SqliteSpaces {
         }
         conn.close().await?;
         Ok(status)
+    }
+
+    async fn statistics(&self, space: &Space, tenant: TenantId) -> Result<SpaceStatistics> {
+        let path = Self::path_of(space)?;
+        if !path.exists() {
+            return Ok(SpaceStatistics::default());
+        }
+        let file_size = |path: &Path| std::fs::metadata(path).map(|m| m.len() as i64).unwrap_or(0);
+        // The write-ahead log holds committed pages not yet checkpointed into the file.
+        let mut bytes = file_size(path);
+        bytes += file_size(&PathBuf::from(format!("{}-wal", path.display())));
+        let mut conn = self.connect(path, false).await?;
+        let mut stats = SpaceStatistics::default();
+        let (mut mine, mut all) = (0i64, 0i64);
+        for table in tenant_tables(&mut conn).await? {
+            if table == "tenantry_seeds" {
+                continue;
+            }
+            let q = ident::quote(&table)?;
+            let (n, total): (i64, i64) = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT count(*) FILTER (WHERE tenant_id = ?), count(*) FROM {q}"
+            )))
+            .bind(tenant.to_string())
+            .fetch_one(&mut conn)
+            .await?;
+            stats.rows.insert(table, n);
+            mine += n;
+            all += total;
+        }
+        conn.close().await?;
+        if space.kind == Isolation::Shared {
+            // The file is every shared tenant's: the tenant's share of its rows.
+            bytes = if all == 0 { 0 } else { bytes * mine / all };
+            stats.size_estimated = true;
+        }
+        stats.size_bytes = bytes;
+        Ok(stats)
     }
 
     async fn remove(&self, space: &Space, tenant: TenantId) -> Result<()> {

@@ -992,3 +992,56 @@ async fn one_connection_serves_consecutive_calls_into_a_space_but_never_a_pooled
     assert!(driver_backends(&mut admin, &database).await.is_empty());
     driver.close().await;
 }
+
+#[tokio::test]
+async fn statistics_count_the_tenants_rows_and_measure_its_space() {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let driver = make_test_driver(&server, make_test_app());
+    let (a, b, c, d) = (
+        TenantId::generate(),
+        TenantId::generate(),
+        TenantId::generate(),
+        TenantId::generate(),
+    );
+    let spaces = [
+        (a, driver.locate(a, Isolation::Shared).unwrap()),
+        (b, driver.locate(b, Isolation::Shared).unwrap()),
+        (c, driver.locate(c, Isolation::Schema).unwrap()),
+        (d, driver.locate(d, Isolation::Database).unwrap()),
+    ];
+    for (tenant, space) in &spaces {
+        provision(&driver, space, *tenant).await;
+    }
+    let mut shared = admin_on(&server, SHARED).await;
+    for i in 0..40 {
+        let tenant = if i < 30 { a } else { b };
+        sqlx::query("INSERT INTO customers (tenant_id, email) VALUES ($1, $2)")
+            .bind(tenant.to_string())
+            .bind(format!("c{i}@example.com"))
+            .execute(&mut shared)
+            .await
+            .unwrap();
+    }
+    let stats_a = driver.statistics(&spaces[0].1, a).await.unwrap();
+    assert_eq!(stats_a.rows["customers"], 30, "{stats_a:?}");
+    assert_eq!(stats_a.rows["users"], 1);
+    assert!(!stats_a.rows.contains_key("tenantry_seeds"));
+    assert!(
+        stats_a.size_estimated && stats_a.size_bytes > 0,
+        "{stats_a:?}"
+    );
+    let stats_b = driver.statistics(&spaces[1].1, b).await.unwrap();
+    assert_eq!(stats_b.rows["customers"], 10);
+    for (tenant, space) in &spaces[2..] {
+        let own = driver.statistics(space, *tenant).await.unwrap();
+        assert!(!own.size_estimated && own.size_bytes > 0, "{own:?}");
+        assert_eq!(own.rows["customers"], 0);
+    }
+    // The database's size is the whole database's: larger than a schema's tables.
+    let schema = driver.statistics(&spaces[2].1, c).await.unwrap();
+    let database = driver.statistics(&spaces[3].1, d).await.unwrap();
+    assert!(database.size_bytes > schema.size_bytes);
+    driver.close().await;
+}

@@ -13,6 +13,7 @@
 //! - [`fleet`]: fleet migrations: every selected space to the latest version, in parallel.
 //! - [`delegated`]: delegated set-up: a region's data plane creates its tenants' spaces.
 //! - [`shards`]: shards registered at run time, draining, and the warm pool.
+//! - [`stats`]: per-tenant statistics (rows, size, query figures) for placement.
 //! - [`failpoints`]: `TENANTRY_FAILPOINTS`, to crash or fail at any step in tests.
 //! - [`error`]: the layer's error type.
 
@@ -25,6 +26,7 @@ pub mod request;
 pub mod runner;
 pub mod service;
 pub mod shards;
+pub mod stats;
 pub mod steps;
 pub mod worker;
 

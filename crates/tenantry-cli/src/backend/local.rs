@@ -16,7 +16,8 @@ use tenantry_api_types::admin::{
 };
 use tenantry_api_types::requests::{CreateTenant, SetDomains};
 use tenantry_api_types::responses::{
-    Domains, Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantStorage, Transition,
+    Domains, Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantStats, TenantStorage,
+    Transition,
 };
 use tenantry_catalog::model::{OperationKind, TenantFilter};
 use tenantry_core::Isolation;
@@ -169,6 +170,12 @@ impl Backend for Local {
         let tenant = self.orch.catalog().tenant_by_slug(slug).await?;
         Ok(convert::domains(
             self.orch.catalog().domains(tenant.id).await?,
+        ))
+    }
+
+    async fn stats(&self, slug: &str, refresh: bool) -> Result<TenantStats> {
+        Ok(convert::tenant_stats(
+            self.orch.tenant_stats(slug, refresh).await?,
         ))
     }
 

@@ -21,7 +21,8 @@ use tenantry_api_types::admin::{
 };
 use tenantry_api_types::requests::{CreateTenant, SetDomains};
 use tenantry_api_types::responses::{
-    Domains, Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantStorage, Transition,
+    Domains, Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantStats, TenantStorage,
+    Transition,
 };
 use tenantry_catalog::model::OperationKind;
 use tenantry_core::shard::ShardState;
@@ -69,6 +70,8 @@ pub trait Backend: Send + Sync {
     async fn tenant(&self, slug: &str) -> Result<Tenant>;
     async fn storage(&self, slug: &str) -> Result<TenantStorage>;
     async fn domains(&self, slug: &str) -> Result<Domains>;
+    /// A tenant's statistics, collected from its space first when `refresh`.
+    async fn stats(&self, slug: &str, refresh: bool) -> Result<TenantStats>;
     async fn set_domains(&self, slug: &str, domains: SetDomains) -> Result<Domains>;
     async fn history(&self, slug: &str) -> Result<Vec<Transition>>;
 

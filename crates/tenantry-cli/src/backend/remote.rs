@@ -22,7 +22,7 @@ use tenantry_api_types::admin::{
 use tenantry_api_types::requests::{CreateTenant, SetDomains};
 use tenantry_api_types::responses::{
     Accepted, Domains, Event, EventPage, Operation, ProvisionPlan, Region, Shard, Tenant,
-    TenantPage, TenantStorage, Transition,
+    TenantPage, TenantStats, TenantStorage, Transition,
 };
 use tenantry_catalog::model::OperationKind;
 use tenantry_core::shard::ShardState;
@@ -301,6 +301,14 @@ impl Backend for Remote {
 
     async fn domains(&self, slug: &str) -> Result<Domains> {
         Ok(self.get(self.url(&["tenants", slug, "domains"])).await?)
+    }
+
+    async fn stats(&self, slug: &str, refresh: bool) -> Result<TenantStats> {
+        let mut url = self.url(&["tenants", slug, "stats"]);
+        if refresh {
+            url.query_pairs_mut().append_pair("refresh", "true");
+        }
+        Ok(self.get(url).await?)
     }
 
     async fn set_domains(&self, slug: &str, domains: SetDomains) -> Result<Domains> {

@@ -1,7 +1,7 @@
 //! `tenantry tenant …`.
 
 use crate::backend::{self, Backend, TenantQuery};
-use crate::cli::{Cli, CreateArgs, DomainsArgs, ListArgs, Output, TenantCommand};
+use crate::cli::{Cli, CreateArgs, DomainsArgs, ListArgs, Output, StatsArgs, TenantCommand};
 use crate::output::{emit, or_dash, table};
 use crate::progress::StepProgress;
 use anyhow::Result;
@@ -22,6 +22,7 @@ pub async fn run(cli: &Cli, cmd: &TenantCommand) -> Result<()> {
         TenantCommand::Resume(a) => change(cli, b, &a.slug, OperationKind::Resume).await,
         TenantCommand::Delete(a) => change(cli, b, &a.slug, OperationKind::Delete).await,
         TenantCommand::Domains(a) => domains(cli, b, a).await,
+        TenantCommand::Stats(a) => stats(cli, b, a).await,
     }
 }
 
@@ -105,6 +106,34 @@ async fn domains(cli: &Cli, b: &dyn Backend, args: &DomainsArgs) -> Result<()> {
     emit(cli.output, &domains, |d| match &d.primary {
         Some(primary) => println!("{}", domain_list(primary, &d.aliases)),
         None => println!("{} has no domain.", args.slug),
+    });
+    Ok(())
+}
+
+/// `tenant stats SLUG [--refresh]`.
+async fn stats(cli: &Cli, b: &dyn Backend, args: &StatsArgs) -> Result<()> {
+    let stats = b.stats(&args.slug, args.refresh).await?;
+    emit(cli.output, &stats, |s| {
+        let mut t = table(&["table", "rows"]);
+        for (name, n) in &s.rows {
+            t.add_row(vec![name.clone(), n.to_string()]);
+        }
+        t.add_row(vec!["(all)".into(), s.total_rows.to_string()]);
+        println!("{t}");
+        let estimated = if s.size_estimated {
+            " (its share of the shared space)"
+        } else {
+            ""
+        };
+        println!("size       {} bytes{estimated}", s.size_bytes);
+        println!(
+            "collected  {}",
+            or_dash(s.collected_at.map(|t| t.to_rfc3339()))
+        );
+        match s.avg_query_ms {
+            Some(avg) => println!("queries    {} (mean {avg:.2} ms)", s.queries),
+            None => println!("queries    none reported by a router yet"),
+        }
     });
     Ok(())
 }

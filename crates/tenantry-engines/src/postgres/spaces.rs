@@ -43,7 +43,7 @@ use super::sql::{
     serialised, sqlstate_in,
 };
 use crate::application::Application;
-use crate::driver::{Credentials, PooledDatabase, SpaceDriver, SpaceStatus};
+use crate::driver::{Credentials, PooledDatabase, SpaceDriver, SpaceStatistics, SpaceStatus};
 use crate::error::{Result, SpaceError};
 use async_trait::async_trait;
 use sqlx::migrate::{MigrateError, Migrator};
@@ -624,6 +624,57 @@ impl SpaceDriver for PgSpaces {
         }
         self.release(&place, conn).await;
         Ok(status)
+    }
+
+    async fn statistics(&self, space: &Space, tenant: TenantId) -> Result<SpaceStatistics> {
+        let place = Place::of(space)?;
+        let Some(mut conn) = self.open_existing(&place).await? else {
+            return Ok(SpaceStatistics::default());
+        };
+        let mut stats = SpaceStatistics::default();
+        let mut share = 0f64;
+        for table in tenant_table_names(&mut conn).await? {
+            if table == "tenantry_seeds" {
+                continue;
+            }
+            // The table's size, and for a shared table the tenant's rows' share of it.
+            let (n, total, bytes): (i64, i64, i64) = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT count(*) FILTER (WHERE tenant_id = $1), count(*),
+                        pg_total_relation_size($2::regclass)
+                 FROM {}",
+                quote(&table)?
+            )))
+            .bind(tenant.to_string())
+            .bind(quote(&table)?)
+            .fetch_one(&mut *conn)
+            .await?;
+            if total > 0 {
+                share += bytes as f64 * n as f64 / total as f64;
+            }
+            stats.rows.insert(table, n);
+        }
+        stats.size_bytes =
+            match place {
+                Place::Shared { .. } => {
+                    stats.size_estimated = true;
+                    share.round() as i64
+                }
+                Place::Schema { .. } => sqlx::query_scalar(
+                    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'm')",
+                )
+                .fetch_one(&mut *conn)
+                .await?,
+                Place::Database { database } => {
+                    sqlx::query_scalar("SELECT pg_database_size($1)")
+                        .bind(database)
+                        .fetch_one(&mut *conn)
+                        .await?
+                }
+            };
+        self.release(&place, conn).await;
+        Ok(stats)
     }
 
     async fn remove(&self, space: &Space, tenant: TenantId) -> Result<()> {
