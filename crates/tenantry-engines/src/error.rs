@@ -67,6 +67,10 @@ pub enum SpaceError {
     /// The space does not say where it lives (no database, no schema) as its kind needs.
     #[error("tenant space {0} is incomplete")]
     BadSpace(String),
+    /// The space is busy with something that ends by itself (open transactions a move waits
+    /// for): try again.
+    #[error("{0}")]
+    Busy(String),
     /// The shard's engine has no warm pool.
     #[error("{0} shards have no warm pool: only PostgreSQL shards pre-create databases")]
     NoWarmPool(&'static str),
@@ -94,6 +98,7 @@ impl SpaceError {
     pub fn is_transient(&self) -> bool {
         match self {
             SpaceError::Database(e) => transient_sqlx(e),
+            SpaceError::Busy(_) => true,
             SpaceError::Migrate { source, .. } => {
                 matches!(source,
                     sqlx::migrate::MigrateError::Execute(e)

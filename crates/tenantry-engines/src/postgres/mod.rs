@@ -3,6 +3,8 @@
 //!
 //! - [`spaces`]: [`PgSpaces`], the driver: where each space lives, connections, migrations,
 //!   seeds, status, removal, pooled databases.
+//! - [`moves`]: a live move's building blocks: change capture, batched copy, catch-up, write
+//!   pause, checksums.
 //! - [`security`]: row-level security and privileges after each migration.
 //! - [`roles`]: the application role and the tenants' own roles, with generated passwords sent
 //!   only as SCRAM verifiers.
@@ -12,6 +14,7 @@
 
 mod connections;
 mod introspect;
+pub mod moves;
 pub mod roles;
 pub mod security;
 pub mod spaces;

@@ -286,6 +286,24 @@ impl PgSpaces {
         }
     }
 
+    /// [`Self::open`] for a space.
+    pub(super) async fn open_space(&self, space: &Space) -> Result<SpaceConn> {
+        self.open(&Place::of(space)?).await
+    }
+
+    /// [`Self::open_existing`] for a space.
+    pub(super) async fn open_existing_space(&self, space: &Space) -> Result<Option<SpaceConn>> {
+        self.open_existing(&Place::of(space)?).await
+    }
+
+    /// [`Self::release`] for a space.
+    pub(super) async fn release_space(&self, space: &Space, conn: SpaceConn) {
+        match Place::of(space) {
+            Ok(place) => self.release(&place, conn).await,
+            Err(_) => drop(conn),
+        }
+    }
+
     /// Ends a call into `place` that left `conn` clean (no transaction, no session lock): it
     /// may serve the next call into the same space.
     async fn release(&self, place: &Place<'_>, conn: SpaceConn) {

@@ -1,0 +1,612 @@
+//! Moving one tenant's rows from a PostgreSQL space to another while the tenant keeps writing:
+//! the building blocks of a live move (shared → schema → database, across servers).
+//!
+//! - **Capture**: a row trigger on every tenant table of the source logs each change of a tenant
+//!   under move (`tenantry_move_changes`: table, operation, old and new row as JSON) — from any
+//!   writer, not only through a router. After registering the tenant, capture waits until every
+//!   transaction that began earlier has ended: one of those could otherwise commit rows the
+//!   copy does not see and the trigger did not log.
+//! - **Copy**: the tenant's rows, table by table (parents first), in batches by primary key;
+//!   the last key copied is the caller's checkpoint, so a copy resumes where it stopped.
+//!   Rows land with `session_replication_role = replica` (foreign keys are checked by the
+//!   verification instead: a child may arrive before the parent the change log brings).
+//! - **Catch-up**: the logged changes, in order, applied to the target as upserts and deletes,
+//!   then removed from the log — applying a batch twice (after a crash) gives the same rows.
+//! - **Pause**: writers of the tenant take a shared advisory lock on its key in the capture
+//!   trigger; the mover takes it exclusively, which refuses new writes of that tenant at once
+//!   and waits for those in flight to commit. Other tenants of a shared table never wait.
+//! - **Checksums**: per table, the tenant's row count and an order-independent sum of row
+//!   hashes, compared between source and target at one point (while writes are paused).
+
+use super::connections::SpaceConn;
+use super::introspect::tenant_tables;
+use super::spaces::PgSpaces;
+use super::sql::{exec, lock_key};
+use crate::error::{Result, SpaceError};
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use std::time::{Duration, Instant};
+use tenantry_core::TenantId;
+use tenantry_core::ident::quote;
+use tenantry_core::space::Space;
+
+/// The change log of tenants under move, in the source schema.
+pub const CHANGES: &str = "tenantry_move_changes";
+/// Tenants under move in this schema; `paused` once a move switched away from it.
+pub const MOVING: &str = "tenantry_move_tenants";
+/// The capture trigger (and its function).
+pub const CAPTURE: &str = "tenantry_capture";
+
+/// How long capture waits for older transactions to end, and a pause for writers in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A table of the tenant's as a move copies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveTable {
+    pub name: String,
+    /// Its primary key's columns, in order.
+    pub key: Vec<String>,
+    /// Every column, in order.
+    pub columns: Vec<String>,
+}
+
+/// Where a tenant's rows go: from a space of this driver's shard to `target` on `to`.
+#[derive(Clone, Copy)]
+pub struct MoveRoute<'a> {
+    pub tenant: TenantId,
+    pub source: &'a Space,
+    pub to: &'a PgSpaces,
+    pub target: &'a Space,
+}
+
+/// One logged change.
+#[derive(sqlx::FromRow)]
+struct Change {
+    seq: i64,
+    table_name: String,
+    op: String,
+    old_row: Option<Value>,
+    new_row: Option<Value>,
+}
+
+/// One table's count and checksum of the tenant's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableChecksum {
+    pub table: String,
+    pub rows: i64,
+    pub checksum: String,
+}
+
+/// The key under which writers of `tenant` hold a shared advisory lock.
+fn write_lock(tenant: TenantId) -> i64 {
+    lock_key(&format!("tenantry/move/{tenant}"))
+}
+
+fn capture_function(schema: &str) -> Result<String> {
+    let schema = quote(schema)?;
+    Ok(format!(
+        "CREATE OR REPLACE FUNCTION {schema}.{CAPTURE}() RETURNS trigger
+         LANGUAGE plpgsql SECURITY DEFINER SET search_path = {schema}, pg_catalog AS $f$
+         DECLARE
+           tenant text := CASE WHEN TG_OP = 'DELETE' THEN OLD.tenant_id ELSE NEW.tenant_id END;
+           stopped boolean;
+         BEGIN
+           SELECT m.paused INTO stopped FROM {MOVING} m WHERE m.tenant_id = tenant;
+           IF NOT FOUND THEN
+             RETURN NULL;
+           END IF;
+           IF stopped OR NOT pg_try_advisory_xact_lock_shared(
+                ('x' || substr(encode(sha256(convert_to('tenantry/move/' || tenant, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint) THEN
+             RAISE EXCEPTION 'tenant % is being moved: its writes are paused for a moment, retry', tenant
+               USING ERRCODE = '55P03';
+           END IF;
+           INSERT INTO {CHANGES} (tenant_id, table_name, op, old_row, new_row)
+           VALUES (tenant, TG_TABLE_NAME, left(TG_OP, 1),
+                   CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
+                   CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
+           RETURN NULL;
+         END $f$"
+    ))
+}
+
+/// Holds a tenant's writes on a source space paused (see the module doc) until released.
+pub struct WritePause {
+    conn: SpaceConn,
+    key: i64,
+    tenant: String,
+}
+
+impl WritePause {
+    /// Lets writes through again — or, with `keep_refusing`, marks the tenant as moved away so
+    /// that the old place refuses its writes for good (until the move is rolled back).
+    pub async fn release(mut self, keep_refusing: bool) -> Result<()> {
+        if keep_refusing {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE {MOVING} SET paused = true WHERE tenant_id = $1"
+            )))
+            .bind(&self.tenant)
+            .execute(&mut *self.conn)
+            .await?;
+        }
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(self.key)
+            .execute(&mut *self.conn)
+            .await?;
+        self.conn.close().await
+    }
+}
+
+impl PgSpaces {
+    /// The tenant tables of `space` as a move copies them: parents first, with their keys.
+    /// A table without a primary key cannot be copied in batches: an error names it.
+    pub async fn move_tables(&self, space: &Space) -> Result<Vec<MoveTable>> {
+        let mut conn = self.open_space(space).await?;
+        let mut tables = tenant_tables(&mut conn).await?;
+        tables.retain(|t| t != CHANGES && t != MOVING);
+        tables.reverse();
+        let mut out = Vec::with_capacity(tables.len());
+        for name in tables {
+            let q = quote(&name)?;
+            let key: Vec<String> = sqlx::query_scalar(
+                "SELECT a.attname::text FROM pg_index i
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+                 WHERE i.indrelid = $1::regclass AND i.indisprimary
+                 ORDER BY array_position(i.indkey::int2[], a.attnum)",
+            )
+            .bind(&q)
+            .fetch_all(&mut *conn)
+            .await?;
+            if key.is_empty() {
+                return Err(SpaceError::BadSpace(format!(
+                    "table {name} has no primary key: a move copies rows in batches by key"
+                )));
+            }
+            let columns: Vec<String> = sqlx::query_scalar(
+                "SELECT attname::text FROM pg_attribute
+                 WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+                 ORDER BY attnum",
+            )
+            .bind(&q)
+            .fetch_all(&mut *conn)
+            .await?;
+            out.push(MoveTable { name, key, columns });
+        }
+        self.release_space(space, conn).await;
+        Ok(out)
+    }
+
+    /// Starts logging the tenant's changes in `space` (idempotent), then waits until every
+    /// transaction older than the registration has ended.
+    ///
+    /// Creating a trigger locks its table against writes for a moment; writers that hold one
+    /// table and want the next can deadlock with it. So the set-up waits at most a second for
+    /// each lock (never stalling the writers queued behind it for longer) and starts over when
+    /// it loses a deadlock or a wait.
+    pub async fn start_capture(&self, space: &Space, tenant: TenantId) -> Result<()> {
+        let mut conn = self.open_space(space).await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match install_capture(&mut conn, space, tenant).await {
+                Ok(()) => break,
+                Err(e) if attempt < 20 && e.has_code(&["40P01", "55P03"]) => {
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let registered: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut *conn)
+            .await?;
+        wait_for_older_transactions(&mut conn, registered).await?;
+        self.release_space(space, conn).await;
+        Ok(())
+    }
+
+    /// Stops logging the tenant's changes and forgets those logged; the trigger goes when no
+    /// tenant of the schema is under move any more (retried like [`Self::start_capture`]).
+    pub async fn stop_capture(&self, space: &Space, tenant: TenantId) -> Result<()> {
+        let Some(mut conn) = self.open_existing_space(space).await? else {
+            return Ok(());
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match remove_capture(&mut conn, tenant).await {
+                Ok(()) => break,
+                Err(e) if attempt < 20 && e.has_code(&["40P01", "55P03"]) => {
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.release_space(space, conn).await;
+        Ok(())
+    }
+
+    /// Pauses the tenant's writes on `space`: new ones are refused at once, those in flight
+    /// are waited for (at most [`DRAIN_TIMEOUT`]).
+    pub async fn pause_writes(&self, space: &Space, tenant: TenantId) -> Result<WritePause> {
+        let mut conn = self.open_space(space).await?;
+        let key = write_lock(tenant);
+        exec(
+            &mut *conn,
+            format!("SET lock_timeout = '{}s'", DRAIN_TIMEOUT.as_secs()),
+        )
+        .await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+        Ok(WritePause {
+            conn,
+            key,
+            tenant: tenant.to_string(),
+        })
+    }
+
+    /// Copies up to `limit` of the tenant's rows of `table` after key `after` (none: from the
+    /// start) along `route`. Returns how many rows were read and the last key read (`None`
+    /// when the table is done).
+    pub async fn copy_batch(
+        &self,
+        route: MoveRoute<'_>,
+        table: &MoveTable,
+        after: Option<&Value>,
+        limit: i64,
+    ) -> Result<(usize, Option<Value>)> {
+        let q = quote(&table.name)?;
+        let key = key_list(&table.key)?;
+        let after_key = match after {
+            None => String::new(),
+            Some(_) => {
+                format!("AND ({key}) > (SELECT {key} FROM jsonb_populate_record(null::{q}, $3))")
+            }
+        };
+        let mut conn = self.open_space(route.source).await?;
+        let mut read = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT to_jsonb(t) FROM {q} t WHERE tenant_id = $1 {after_key}
+             ORDER BY {key} LIMIT $2"
+        )))
+        .bind(route.tenant.to_string())
+        .bind(limit);
+        if let Some(after) = after {
+            read = read.bind(after);
+        }
+        let rows: Vec<Value> = read.fetch_all(&mut *conn).await?;
+        self.release_space(route.source, conn).await;
+        let Some(last_row) = rows.last() else {
+            return Ok((0, None));
+        };
+        let last = Value::Object(
+            table
+                .key
+                .iter()
+                .map(|k| (k.clone(), last_row[k].clone()))
+                .collect(),
+        );
+        let mut target_conn = route.to.open_space(route.target).await?;
+        let mut tx = target_conn.begin().await?;
+        exec(
+            &mut *tx,
+            "SET LOCAL session_replication_role = replica".into(),
+        )
+        .await?;
+        let read = rows.len();
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {q} OVERRIDING SYSTEM VALUE
+             SELECT * FROM jsonb_populate_recordset(null::{q}, $1) ON CONFLICT DO NOTHING"
+        )))
+        .bind(Value::Array(rows))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        route.to.release_space(route.target, target_conn).await;
+        Ok((read, Some(last)))
+    }
+
+    /// Applies up to `limit` logged changes of the tenant, oldest first, along `route`, and
+    /// removes them from the log. Returns how many were applied (0: caught up).
+    pub async fn apply_changes(
+        &self,
+        route: MoveRoute<'_>,
+        tables: &[MoveTable],
+        limit: i64,
+    ) -> Result<usize> {
+        let mut conn = self.open_space(route.source).await?;
+        let changes: Vec<Change> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT seq, table_name, op, old_row, new_row FROM {CHANGES}
+             WHERE tenant_id = $1 ORDER BY seq LIMIT $2"
+        )))
+        .bind(route.tenant.to_string())
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        if changes.is_empty() {
+            self.release_space(route.source, conn).await;
+            return Ok(0);
+        }
+        let mut target_conn = route.to.open_space(route.target).await?;
+        let mut tx = target_conn.begin().await?;
+        exec(
+            &mut *tx,
+            "SET LOCAL session_replication_role = replica".into(),
+        )
+        .await?;
+        for change in &changes {
+            let table = tables
+                .iter()
+                .find(|t| t.name == change.table_name)
+                .ok_or_else(|| {
+                    SpaceError::BadSpace(format!(
+                        "a change of table {}, which the move does not know: was the schema changed during the move?",
+                        change.table_name
+                    ))
+                })?;
+            apply_change(&mut tx, table, change).await?;
+        }
+        tx.commit().await?;
+        route.to.release_space(route.target, target_conn).await;
+        let applied: Vec<i64> = changes.iter().map(|c| c.seq).collect();
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM {CHANGES} WHERE seq = ANY($1)"
+        )))
+        .bind(&applied)
+        .execute(&mut *conn)
+        .await?;
+        self.release_space(route.source, conn).await;
+        Ok(applied.len())
+    }
+
+    /// Per table, the tenant's row count and an order-independent checksum of its rows.
+    pub async fn checksums(
+        &self,
+        space: &Space,
+        tenant: TenantId,
+        tables: &[MoveTable],
+    ) -> Result<Vec<TableChecksum>> {
+        let mut conn = self.open_space(space).await?;
+        let mut out = Vec::with_capacity(tables.len());
+        for table in tables {
+            let (rows, checksum): (i64, String) = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text
+                 FROM {} t WHERE tenant_id = $1",
+                quote(&table.name)?
+            )))
+            .bind(tenant.to_string())
+            .fetch_one(&mut *conn)
+            .await?;
+            out.push(TableChecksum {
+                table: table.name.clone(),
+                rows,
+                checksum,
+            });
+        }
+        self.release_space(space, conn).await;
+        Ok(out)
+    }
+
+    /// Sets each sequence owned by a column of `tables` in `space` past the largest value of
+    /// its column, so that new rows after a move never collide with moved ones.
+    pub async fn advance_sequences(&self, space: &Space, tables: &[MoveTable]) -> Result<()> {
+        let mut conn = self.open_space(space).await?;
+        for table in tables {
+            let q = quote(&table.name)?;
+            for column in &table.columns {
+                let sequence: Option<String> =
+                    sqlx::query_scalar("SELECT pg_get_serial_sequence($1, $2)")
+                        .bind(&q)
+                        .bind(column)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if let Some(sequence) = sequence {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "SELECT setval($1, greatest((SELECT max({}) FROM {q}), 1))",
+                        quote(column)?
+                    )))
+                    .bind(sequence)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+        }
+        self.release_space(space, conn).await;
+        Ok(())
+    }
+}
+
+/// The change log, the trigger on every tenant table, and the tenant registered, in one
+/// transaction.
+async fn install_capture(conn: &mut PgConnection, space: &Space, tenant: TenantId) -> Result<()> {
+    let schema = space.schema.as_deref().unwrap_or("public");
+    let mut tx = conn.begin().await?;
+    exec(&mut *tx, "SET LOCAL lock_timeout = '1s'".into()).await?;
+    // One capture set-up per schema at a time.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(lock_key(&format!("tenantry/capture/{schema}")))
+        .execute(&mut *tx)
+        .await?;
+    exec(
+        &mut *tx,
+        format!(
+            "CREATE TABLE IF NOT EXISTS {MOVING} (
+               tenant_id text PRIMARY KEY, paused boolean NOT NULL DEFAULT false)"
+        ),
+    )
+    .await?;
+    exec(
+        &mut *tx,
+        format!(
+            "CREATE TABLE IF NOT EXISTS {CHANGES} (
+               seq bigserial PRIMARY KEY, tenant_id text NOT NULL, table_name text NOT NULL,
+               op text NOT NULL, old_row jsonb, new_row jsonb)"
+        ),
+    )
+    .await?;
+    exec(&mut *tx, capture_function(schema)?).await?;
+    let tables: Vec<String> = tenant_tables(&mut tx)
+        .await?
+        .into_iter()
+        .filter(|t| t != CHANGES && t != MOVING)
+        .collect();
+    for table in &tables {
+        let has: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2)",
+        )
+        .bind(quote(table)?)
+        .bind(CAPTURE)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !has {
+            exec(
+                &mut *tx,
+                format!(
+                    "CREATE TRIGGER {CAPTURE} AFTER INSERT OR UPDATE OR DELETE ON {}
+                     FOR EACH ROW EXECUTE FUNCTION {CAPTURE}()",
+                    quote(table)?
+                ),
+            )
+            .await?;
+        }
+    }
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {MOVING} (tenant_id) VALUES ($1)
+         ON CONFLICT (tenant_id) DO UPDATE SET paused = false"
+    )))
+    .bind(tenant.to_string())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The tenant's registration and logged changes gone, and the triggers when it was the last.
+async fn remove_capture(conn: &mut PgConnection, tenant: TenantId) -> Result<()> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(MOVING)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        return Ok(());
+    }
+    let mut tx = conn.begin().await?;
+    exec(&mut *tx, "SET LOCAL lock_timeout = '1s'".into()).await?;
+    for sql in [
+        format!("DELETE FROM {MOVING} WHERE tenant_id = $1"),
+        format!("DELETE FROM {CHANGES} WHERE tenant_id = $1"),
+    ] {
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let others: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT EXISTS (SELECT 1 FROM {MOVING})"
+    )))
+    .fetch_one(&mut *tx)
+    .await?;
+    if !others {
+        for table in tenant_tables(&mut tx).await? {
+            exec(
+                &mut *tx,
+                format!("DROP TRIGGER IF EXISTS {CAPTURE} ON {}", quote(&table)?),
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `"a", "b"` for a key's columns.
+fn key_list(key: &[String]) -> Result<String> {
+    Ok(key
+        .iter()
+        .map(|k| quote(k))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(", "))
+}
+
+async fn apply_change(conn: &mut PgConnection, table: &MoveTable, change: &Change) -> Result<()> {
+    let (old_row, new_row) = (change.old_row.as_ref(), change.new_row.as_ref());
+    let q = quote(&table.name)?;
+    let key = key_list(&table.key)?;
+    let delete = |row: &Value| {
+        let sql = format!(
+            "DELETE FROM {q} WHERE ({key}) = (SELECT {key} FROM jsonb_populate_record(null::{q}, $1))"
+        );
+        (sql, row.clone())
+    };
+    let bad = || SpaceError::BadSpace(format!("a malformed change of table {}", table.name));
+    match change.op.as_str() {
+        "D" => {
+            let (sql, row) = delete(old_row.ok_or_else(bad)?);
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(row)
+                .execute(&mut *conn)
+                .await?;
+        }
+        "I" | "U" => {
+            let new_row = new_row.ok_or_else(bad)?;
+            // A changed key: the row under its old key goes first.
+            if let Some(old_row) = old_row
+                && table.key.iter().any(|k| old_row[k] != new_row[k])
+            {
+                let (sql, row) = delete(old_row);
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(row)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let others: Vec<String> = table
+                .columns
+                .iter()
+                .filter(|c| !table.key.contains(c))
+                .map(|c| quote(c).map(|q| format!("{q} = EXCLUDED.{q}")))
+                .collect::<Result<_, _>>()?;
+            let on_conflict = if others.is_empty() {
+                "DO NOTHING".to_owned()
+            } else {
+                format!("DO UPDATE SET {}", others.join(", "))
+            };
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {q} OVERRIDING SYSTEM VALUE
+                 SELECT * FROM jsonb_populate_record(null::{q}, $1)
+                 ON CONFLICT ({key}) {on_conflict}"
+            )))
+            .bind(new_row)
+            .execute(&mut *conn)
+            .await?;
+        }
+        _ => return Err(bad()),
+    }
+    Ok(())
+}
+
+/// Waits until no transaction of this database that began before `since` is open.
+async fn wait_for_older_transactions(
+    conn: &mut PgConnection,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let older: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND xact_start < $1",
+        )
+        .bind(since)
+        .fetch_one(&mut *conn)
+        .await?;
+        if older == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > DRAIN_TIMEOUT {
+            return Err(SpaceError::Busy(format!(
+                "{older} transaction(s) older than the move's change capture are still open after {} s; the move waits for them (retry once they end)",
+                DRAIN_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
