@@ -70,6 +70,14 @@ pub struct TenantUpdate {
     pub failure: Option<Option<Failure>>,
 }
 
+/// Where a moved tenant lives now.
+#[derive(Debug, Clone)]
+pub struct Relocation {
+    pub space: Space,
+    pub shard: String,
+    pub isolation: tenantry_core::Isolation,
+}
+
 /// Who changed what, and why: the context of a transition, kept in the audit table.
 #[derive(Debug, Clone)]
 pub struct Cause {
@@ -165,6 +173,10 @@ words!(
         InfraUpdate => "infra_update",
         /// Tears a tenant's infrastructure down.
         InfraDeprovision => "infra_deprovision",
+        /// Moves a tenant's data live to another isolation or shard.
+        Move => "move",
+        /// Ends a move: the source's data is removed.
+        MoveComplete => "move_complete",
     }
 );
 

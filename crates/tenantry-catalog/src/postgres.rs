@@ -719,6 +719,77 @@ impl CatalogStore for PgCatalog {
         load_tenant(&mut conn, TenantId(id), false).await
     }
 
+    async fn relocate(
+        &self,
+        id: TenantId,
+        relocation: Option<Relocation>,
+        cause: Cause,
+        events: Vec<NewEvent>,
+        checkpoint: Checkpoint,
+    ) -> Result<Tenant> {
+        let (relocation, cause, events) = (&relocation, &cause, &events);
+        self.in_tx(|tx| {
+            Box::pin(async move {
+                let conn: &mut PgConnection = tx;
+                let now = Utc::now();
+                let current = load_tenant(conn, id, true).await?;
+                let state: Option<String> = sqlx::query_scalar(
+                    "SELECT state FROM operation_steps WHERE operation_id = $1 AND idx = $2",
+                )
+                .bind(checkpoint.operation)
+                .bind(checkpoint.step)
+                .fetch_optional(&mut *conn)
+                .await?;
+                if state.as_deref() == Some(StepState::Done.as_str()) {
+                    return Ok(current);
+                }
+                if let Some(r) = relocation {
+                    sqlx::query(
+                        "UPDATE tenants SET space = $1, shard = $2, isolation = $3,
+                             placement = jsonb_set(placement, '{isolation}', to_jsonb($3::text)),
+                             epoch = epoch + 1, updated_at = $4
+                         WHERE id = $5",
+                    )
+                    .bind(to_json(&r.space))
+                    .bind(&r.shard)
+                    .bind(r.isolation.as_str())
+                    .bind(now)
+                    .bind(id.0)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                insert_transition(conn, id, Some(current.state), current.state, cause, now).await?;
+                insert_events(conn, id, events, now).await?;
+                mark_step(
+                    conn,
+                    checkpoint.operation,
+                    checkpoint.step,
+                    StepState::Done,
+                    None,
+                    now,
+                )
+                .await?;
+                load_tenant(conn, id, false).await
+            })
+        })
+        .await
+    }
+
+    async fn set_operation_params(&self, id: Uuid, params: &serde_json::Value) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // A lost progress mark reads as an earlier one: the copy redoes a batch (see
+        // `relaxed_commit`).
+        relaxed_commit(&mut tx).await?;
+        sqlx::query("UPDATE operations SET params = $1, updated_at = $2 WHERE id = $3")
+            .bind(params)
+            .bind(Utc::now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn tenant_stats(&self, tenant: TenantId) -> Result<TenantStats> {
         let row = sqlx::query("SELECT * FROM tenant_stats WHERE tenant_id = $1")
             .bind(tenant.0)

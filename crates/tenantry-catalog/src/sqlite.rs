@@ -434,6 +434,69 @@ impl CatalogStore for SqliteCatalog {
         tenant_from_row(&row)
     }
 
+    async fn relocate(
+        &self,
+        id: TenantId,
+        relocation: Option<Relocation>,
+        cause: Cause,
+        events: Vec<NewEvent>,
+        checkpoint: Checkpoint,
+    ) -> Result<Tenant> {
+        let now = Utc::now();
+        let mut tx = self.write().await?;
+        let current = load_tenant(&mut tx, id).await?;
+        let state: Option<String> = sqlx::query_scalar(
+            "SELECT state FROM operation_steps WHERE operation_id = ? AND idx = ?",
+        )
+        .bind(checkpoint.operation.to_string())
+        .bind(checkpoint.step)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if state.as_deref() == Some(StepState::Done.as_str()) {
+            return Ok(current);
+        }
+        if let Some(r) = &relocation {
+            sqlx::query(
+                "UPDATE tenants SET space = ?, shard = ?, isolation = ?,
+                     placement = json_set(placement, '$.isolation', ?),
+                     epoch = epoch + 1, updated_at = ?
+                 WHERE id = ?",
+            )
+            .bind(json(&r.space))
+            .bind(&r.shard)
+            .bind(r.isolation.as_str())
+            .bind(r.isolation.as_str())
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_transition(&mut tx, id, Some(current.state), current.state, &cause, now).await?;
+        insert_events(&mut tx, id, &events, now).await?;
+        mark_step(
+            &mut tx,
+            checkpoint.operation,
+            checkpoint.step,
+            StepState::Done,
+            None,
+            now,
+        )
+        .await?;
+        let tenant = load_tenant(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    async fn set_operation_params(&self, id: Uuid, params: &serde_json::Value) -> Result<()> {
+        sqlx::query("UPDATE operations SET params = ?, updated_at = ? WHERE id = ?")
+            .bind(params.to_string())
+            .bind(Utc::now())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn tenant_stats(&self, tenant: TenantId) -> Result<TenantStats> {
         let row = sqlx::query("SELECT * FROM tenant_stats WHERE tenant_id = ?")
             .bind(tenant.to_string())

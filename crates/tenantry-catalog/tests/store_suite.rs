@@ -86,6 +86,7 @@ both!(
     infrastructure_records_and_their_transitions,
     domains_name_one_live_tenant_each,
     tenant_stats_keep_space_and_query_figures_apart,
+    a_relocation_moves_the_tenant_once_with_a_new_epoch,
 );
 
 // --- builders ---
@@ -1366,4 +1367,74 @@ async fn tenant_stats_keep_space_and_query_figures_apart(c: Arc<dyn CatalogStore
     let again = c.tenant_stats(t.id).await.unwrap();
     assert!(again.rows.is_empty());
     assert_eq!((again.queries, again.size_estimated), (15, false));
+}
+
+// --- moves ---
+
+async fn a_relocation_moves_the_tenant_once_with_a_new_epoch(c: Arc<dyn CatalogStore>) {
+    let (t, op) = create(&*c, "acme", Isolation::Shared).await;
+    activate(&*c, &t).await;
+    c.set_operation_state(op.id, OperationState::Succeeded, None)
+        .await
+        .unwrap();
+    let moving = c
+        .create_operation(
+            t.id,
+            NewOperation {
+                id: Uuid::now_v7(),
+                kind: OperationKind::Move,
+                steps: vec!["prepare", "switch"],
+                params: serde_json::json!({ "copy": {} }),
+            },
+        )
+        .await
+        .unwrap();
+    let params = serde_json::json!({ "copy": { "customers": { "id": 7 } }, "copied": 7 });
+    c.set_operation_params(moving.id, &params).await.unwrap();
+    assert_eq!(c.operation(moving.id).await.unwrap().params, params);
+
+    let space = tenantry_core::space::Space {
+        kind: Isolation::Database,
+        shard: "eu-2".into(),
+        path: None,
+        database: Some("tenant_x".into()),
+        schema: None,
+    };
+    let relocation = Relocation {
+        space: space.clone(),
+        shard: "eu-2".into(),
+        isolation: Isolation::Database,
+    };
+    let before = c.tenant(t.id).await.unwrap();
+    for _ in 0..2 {
+        let moved = c
+            .relocate(
+                t.id,
+                Some(relocation.clone()),
+                cause(),
+                vec![event(EventType::TenantMoved)],
+                Checkpoint {
+                    operation: moving.id,
+                    step: 1,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(moved.epoch, before.epoch + 1, "exactly once per checkpoint");
+        assert_eq!(moved.space.as_ref(), Some(&space));
+        assert_eq!(
+            (moved.shard.as_str(), moved.isolation),
+            ("eu-2", Isolation::Database)
+        );
+        assert_eq!(moved.placement.isolation, Isolation::Database);
+        assert_eq!(moved.state, TenantState::Active);
+    }
+    let moved_events = c
+        .events(Some(t.id), 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == EventType::TenantMoved)
+        .count();
+    assert_eq!(moved_events, 1);
 }

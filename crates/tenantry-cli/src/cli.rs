@@ -127,6 +127,23 @@ pub enum TenantCommand {
     Domains(DomainsArgs),
     /// What a tenant holds (rows per table, size) and how its queries go
     Stats(StatsArgs),
+    /// Move a tenant's data live to another isolation or shard of its region (PostgreSQL)
+    Move(MoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    /// The tenant's slug
+    pub slug: String,
+    /// The isolation to move to: schema or database
+    #[arg(long, value_parser = parse_isolation, required_unless_present = "complete")]
+    pub to: Option<Isolation>,
+    /// The shard to move to [default: as for a new tenant of that isolation]
+    #[arg(long, conflicts_with = "complete")]
+    pub shard: Option<String>,
+    /// End the tenant's last move: remove its data from the old place
+    #[arg(long, conflicts_with = "to")]
+    pub complete: bool,
 }
 
 #[derive(Debug, Args)]

@@ -33,10 +33,16 @@ pub enum EventType {
     DriftDetected,
     /// An update queued by the reconciler brought it back to its declared configuration.
     DriftRepaired,
+    /// A live move of its data began (payload: from and to).
+    TenantMoveStarted,
+    /// Its data now lives at the move's target; the source is kept until the move completes.
+    TenantMoved,
+    /// A move completed: the source's data is removed.
+    TenantMoveCompleted,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 15] = [
         EventType::TenantCreated,
         EventType::TenantProvisioned,
         EventType::TenantActivated,
@@ -49,6 +55,9 @@ impl EventType {
         EventType::InfrastructureDeprovisioned,
         EventType::DriftDetected,
         EventType::DriftRepaired,
+        EventType::TenantMoveStarted,
+        EventType::TenantMoved,
+        EventType::TenantMoveCompleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +74,9 @@ impl EventType {
             EventType::InfrastructureDeprovisioned => "InfrastructureDeprovisioned",
             EventType::DriftDetected => "DriftDetected",
             EventType::DriftRepaired => "DriftRepaired",
+            EventType::TenantMoveStarted => "TenantMoveStarted",
+            EventType::TenantMoved => "TenantMoved",
+            EventType::TenantMoveCompleted => "TenantMoveCompleted",
         }
     }
 }

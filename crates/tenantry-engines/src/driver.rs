@@ -89,6 +89,11 @@ pub trait SpaceDriver: Send + Sync + 'static {
     /// The shard's engine.
     fn engine(&self) -> Engine;
 
+    /// The PostgreSQL driver, for what only PostgreSQL shards do (live moves).
+    fn postgres(&self) -> Option<&crate::postgres::PgSpaces> {
+        None
+    }
+
     /// Where a tenant's space of `isolation` lives on this shard. Pure: creates nothing.
     fn locate(&self, tenant: TenantId, isolation: Isolation) -> Result<Space>;
 

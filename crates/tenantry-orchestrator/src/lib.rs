@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`service`]: [`Orchestrator`], the entry point: request operations and run them.
+//! - [`moves`]: live tenant moves: copy under change capture, catch up, pause, switch.
 //! - [`request`]: validating a provisioning request and planning its placement (dry run).
 //! - [`steps`]: the steps of each operation kind, what each does and how it is undone.
 //! - [`runner`]: claiming an operation, running its steps with retries, and rolling back.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod failpoints;
 pub mod fleet;
 pub mod infrastructure;
+pub mod moves;
 pub mod request;
 pub mod runner;
 pub mod service;

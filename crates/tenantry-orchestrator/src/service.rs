@@ -332,6 +332,11 @@ impl Orchestrator {
                     "infrastructure operations are requested with request_infrastructure".into(),
                 ));
             }
+            OperationKind::Move | OperationKind::MoveComplete => {
+                return Err(OrchestratorError::InvalidRequest(
+                    "moves are requested with request_move and request_move_complete".into(),
+                ));
+            }
         };
         tenant.state.transition(target)?;
         let op = NewOperation {

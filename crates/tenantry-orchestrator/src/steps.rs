@@ -47,6 +47,8 @@ pub fn steps_of(kind: OperationKind) -> &'static [&'static str] {
             crate::infrastructure::INFRA_PHASES
         }
         OperationKind::InfraDeprovision => crate::infrastructure::INFRA_DEPROVISION_PHASES,
+        OperationKind::Move => crate::moves::MOVE_STEPS,
+        OperationKind::MoveComplete => crate::moves::MOVE_COMPLETE_STEPS,
     }
 }
 
@@ -108,6 +110,9 @@ impl Orchestrator {
         if op.kind.is_infrastructure() {
             self.run_infra_step(op, name).await?;
             return Ok(false);
+        }
+        if matches!(op.kind, OperationKind::Move | OperationKind::MoveComplete) {
+            return self.run_move_step(op, idx, name).await;
         }
         let t = self.catalog.tenant(op.tenant_id).await?;
         match name {
@@ -261,6 +266,9 @@ impl Orchestrator {
     pub(crate) async fn undo_step(&self, op: &Operation, name: &str) -> Result<(), StepError> {
         if op.kind.is_infrastructure() {
             return self.undo_infra_step(op, name).await;
+        }
+        if op.kind == OperationKind::Move {
+            return self.undo_move_step(op, name).await;
         }
         let t = self.catalog.tenant(op.tenant_id).await?;
         match (op.kind, name) {

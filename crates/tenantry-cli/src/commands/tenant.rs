@@ -1,7 +1,9 @@
 //! `tenantry tenant …`.
 
 use crate::backend::{self, Backend, TenantQuery};
-use crate::cli::{Cli, CreateArgs, DomainsArgs, ListArgs, Output, StatsArgs, TenantCommand};
+use crate::cli::{
+    Cli, CreateArgs, DomainsArgs, ListArgs, MoveArgs, Output, StatsArgs, TenantCommand,
+};
 use crate::output::{emit, or_dash, table};
 use crate::progress::StepProgress;
 use anyhow::Result;
@@ -23,6 +25,7 @@ pub async fn run(cli: &Cli, cmd: &TenantCommand) -> Result<()> {
         TenantCommand::Delete(a) => change(cli, b, &a.slug, OperationKind::Delete).await,
         TenantCommand::Domains(a) => domains(cli, b, a).await,
         TenantCommand::Stats(a) => stats(cli, b, a).await,
+        TenantCommand::Move(a) => move_tenant(cli, a).await,
     }
 }
 
@@ -106,6 +109,43 @@ async fn domains(cli: &Cli, b: &dyn Backend, args: &DomainsArgs) -> Result<()> {
     emit(cli.output, &domains, |d| match &d.primary {
         Some(primary) => println!("{}", domain_list(primary, &d.aliases)),
         None => println!("{} has no domain.", args.slug),
+    });
+    Ok(())
+}
+
+/// `tenant move SLUG --to I [--shard S]` or `--complete`: runs here, with a progress bar.
+async fn move_tenant(cli: &Cli, args: &MoveArgs) -> Result<()> {
+    crate::backend::local_only(cli, "tenant move")?;
+    let orch = crate::context::open(cli).await?;
+    let actor = crate::context::actor();
+    let (_, op) = match args.to {
+        Some(to) if !args.complete => {
+            orch.request_move(&args.slug, to, args.shard.as_deref(), &actor)
+                .await?
+        }
+        _ => orch.request_move_complete(&args.slug, &actor).await?,
+    };
+    let progress = StepProgress::new(format!("{} {}", op.kind, args.slug), op.steps.len());
+    let result = orch.run_or_follow(op.id, &progress).await;
+    progress.finish();
+    let op = result?;
+    let tenant = orch.catalog().tenant_by_slug(&args.slug).await?;
+    let value = serde_json::json!({
+        "operation": op.id, "kind": op.kind, "state": op.state,
+        "isolation": tenant.isolation, "shard": tenant.shard, "epoch": tenant.epoch,
+        "copied_rows": op.params["copied"],
+    });
+    emit(cli.output, &value, |_| {
+        println!(
+            "{} now lives in {} isolation on {} (epoch {}).",
+            args.slug, tenant.isolation, tenant.shard, tenant.epoch
+        );
+        if op.kind == tenantry_catalog::model::OperationKind::Move {
+            println!(
+                "Its old place is kept and refuses its writes; `tenantry tenant move {} --complete` removes it.",
+                args.slug
+            );
+        }
     });
     Ok(())
 }

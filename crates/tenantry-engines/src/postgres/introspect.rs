@@ -8,7 +8,12 @@ use crate::tables::children_first;
 use sqlx::{AssertSqlSafe, PgConnection};
 
 /// The control plane's own tables in a space: never granted to applications.
-pub(super) const LEDGERS: &[&str] = &["_sqlx_migrations", "tenantry_seeds"];
+pub(super) const LEDGERS: &[&str] = &[
+    "_sqlx_migrations",
+    "tenantry_seeds",
+    super::moves::CHANGES,
+    super::moves::MOVING,
+];
 
 /// The connection's current schema, `None` when no schema of its search path exists.
 pub(super) async fn current_schema(conn: &mut PgConnection) -> Result<Option<String>> {
@@ -16,6 +21,9 @@ pub(super) async fn current_schema(conn: &mut PgConnection) -> Result<Option<Str
         .fetch_one(&mut *conn)
         .await?)
 }
+
+/// A live move's own tables: never the tenant's data.
+const MOVE_TABLES: &[&str] = &[super::moves::CHANGES, super::moves::MOVING];
 
 /// Base tables of the current schema with a `tenant_id` column, children before parents by
 /// their foreign keys (found from `pg_attribute` and `pg_constraint`). `pg_catalog`, not
@@ -43,8 +51,10 @@ pub(super) async fn tenant_table_names(conn: &mut PgConnection) -> Result<Vec<St
          JOIN pg_attribute a ON a.attrelid = c.oid
          WHERE a.attname = 'tenant_id' AND NOT a.attisdropped AND a.attnum > 0
            AND n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+           AND c.relname <> ALL($1)
          ORDER BY 1",
     )
+    .bind(MOVE_TABLES)
     .fetch_all(&mut *conn)
     .await?)
 }

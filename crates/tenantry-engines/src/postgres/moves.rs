@@ -142,7 +142,6 @@ impl PgSpaces {
     pub async fn move_tables(&self, space: &Space) -> Result<Vec<MoveTable>> {
         let mut conn = self.open_space(space).await?;
         let mut tables = tenant_tables(&mut conn).await?;
-        tables.retain(|t| t != CHANGES && t != MOVING);
         tables.reverse();
         let mut out = Vec::with_capacity(tables.len());
         for name in tables {
@@ -444,12 +443,7 @@ async fn install_capture(conn: &mut PgConnection, space: &Space, tenant: TenantI
     )
     .await?;
     exec(&mut *tx, capture_function(schema)?).await?;
-    let tables: Vec<String> = tenant_tables(&mut tx)
-        .await?
-        .into_iter()
-        .filter(|t| t != CHANGES && t != MOVING)
-        .collect();
-    for table in &tables {
+    for table in &tenant_tables(&mut tx).await? {
         let has: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2)",
         )

@@ -470,6 +470,10 @@ impl SpaceDriver for PgSpaces {
         Engine::Postgres
     }
 
+    fn postgres(&self) -> Option<&PgSpaces> {
+        Some(self)
+    }
+
     fn supports(&self, _isolation: Isolation) -> bool {
         true
     }

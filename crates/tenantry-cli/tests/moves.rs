@@ -1,0 +1,141 @@
+//! `tenantry tenant move`: a tenant's data moves live out of the shared database into a schema,
+//! then into a database of its own, each completed; the catalog follows with a new epoch, the
+//! old place refuses the tenant's writes until the move completes, and neighbours are untouched.
+
+mod common;
+
+use common::{make_test_env_with, stderr_of};
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use tenantry_testkit::postgres::TestServer;
+
+async fn connect(server: &TestServer, database: &str) -> PgConnection {
+    PgConnection::connect(&format!(
+        "postgres://postgres@127.0.0.1:{}/{database}",
+        server.port
+    ))
+    .await
+    .unwrap()
+}
+
+async fn add_customers(conn: &mut PgConnection, table: &str, tenant: &str, n: usize) {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {table} (tenant_id, email)
+         SELECT $1, 'c' || g || '-' || md5(random()::text) || '@example.com' FROM generate_series(1, $2) g"
+    )))
+    .bind(tenant)
+    .bind(n as i32)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+}
+
+async fn count(conn: &mut PgConnection, table: &str, tenant: &str) -> i64 {
+    sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM {table} WHERE tenant_id = $1"
+    )))
+    .bind(tenant)
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_moves_from_shared_to_schema_to_database_and_each_move_completes() {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let env = make_test_env_with(&["--postgres", &server.url]);
+    let acme = env.create("acme", "standard", "eu-west", &[]);
+    let hooli = env.create("hooli", "standard", "eu-west", &[]);
+    let (acme_id, hooli_id) = (
+        acme["id"].as_str().unwrap().to_owned(),
+        hooli["id"].as_str().unwrap().to_owned(),
+    );
+    let shared_db = acme["space"]["database"].as_str().unwrap().to_owned();
+    let epoch = acme["epoch"].as_i64().unwrap();
+    let mut shared = connect(&server, &shared_db).await;
+    add_customers(&mut shared, "customers", &acme_id, 5000).await;
+    add_customers(&mut shared, "customers", &hooli_id, 700).await;
+
+    // Shared → schema.
+    let moved = env.json(&["tenant", "move", "acme", "--to", "schema"]);
+    assert_eq!(moved["state"], "succeeded", "{moved:#}");
+    assert_eq!(
+        (&moved["isolation"], &moved["epoch"]),
+        (&Value::from("schema"), &Value::from(epoch + 1))
+    );
+    assert!(moved["copied_rows"].as_i64().unwrap() >= 5000, "{moved:#}");
+    let shown = env.show("acme");
+    let schema = shown["space"]["schema"].as_str().unwrap().to_owned();
+    assert_eq!(
+        count(&mut shared, &format!("\"{schema}\".customers"), &acme_id).await,
+        5000
+    );
+    // The old place keeps its copy but refuses the tenant's writes; the neighbour writes on.
+    let refused =
+        sqlx::query("INSERT INTO customers (tenant_id, email) VALUES ($1, 'x@example.com')")
+            .bind(&acme_id)
+            .execute(&mut shared)
+            .await
+            .unwrap_err();
+    assert!(refused.to_string().contains("is being moved"), "{refused}");
+    add_customers(&mut shared, "customers", &hooli_id, 1).await;
+    // Completing the move removes the old copy, and only the tenant's.
+    let completed = env.json(&["tenant", "move", "acme", "--complete"]);
+    assert_eq!(completed["state"], "succeeded", "{completed:#}");
+    assert_eq!(count(&mut shared, "customers", &acme_id).await, 0);
+    assert_eq!(count(&mut shared, "customers", &hooli_id).await, 701);
+    let triggers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'tenantry_capture'")
+            .fetch_one(&mut shared)
+            .await
+            .unwrap();
+    assert_eq!(triggers, 0, "no tenant under move: no capture left");
+
+    // Schema → a database of its own.
+    let moved = env.json(&["tenant", "move", "acme", "--to", "database"]);
+    assert_eq!(
+        (&moved["isolation"], &moved["epoch"]),
+        (&Value::from("database"), &Value::from(epoch + 2))
+    );
+    env.json(&["tenant", "move", "acme", "--complete"]);
+    let shown = env.show("acme");
+    let database = shown["space"]["database"].as_str().unwrap().to_owned();
+    let mut own = connect(&server, &database).await;
+    assert_eq!(count(&mut own, "customers", &acme_id).await, 5000);
+    let schema_left: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(&schema)
+            .fetch_one(&mut shared)
+            .await
+            .unwrap();
+    assert!(!schema_left, "the old schema was dropped");
+
+    // The events tell the story; bad requests change nothing.
+    let events = env.event_types("acme");
+    for expected in ["TenantMoveStarted", "TenantMoved", "TenantMoveCompleted"] {
+        assert_eq!(
+            events.iter().filter(|e| *e == expected).count(),
+            2,
+            "{events:?}"
+        );
+    }
+    let out = env
+        .command()
+        .args(["tenant", "move", "acme", "--to", "shared"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    let out = env
+        .command()
+        .args(["tenant", "move", "hooli", "--complete"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("no move to complete"),
+        "{}",
+        stderr_of(&out)
+    );
+}

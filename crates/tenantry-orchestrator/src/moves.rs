@@ -1,0 +1,447 @@
+//! Live tenant moves (PostgreSQL): a durable operation that takes a tenant's data to another
+//! isolation or shard of its region while it keeps serving, with the engine's building blocks
+//! ([`tenantry_engines::postgres::moves`]).
+//!
+//! `move`: **prepare** (`TenantMoveStarted`), **create_target** (the target space at the
+//! latest version), **capture** (the source logs the tenant's changes), **copy** (batches by
+//! key; the last key of each table is kept in the operation's parameters, so a resumed copy
+//! goes on from there), **catch_up** (the logged changes), **switch** (the tenant's writes
+//! paused, the last changes applied, per-table counts and checksums compared, sequences
+//! advanced, the old place set to refuse the tenant's writes, then the catalog flipped to the
+//! target with a new epoch and `TenantMoved`). The source stays, for a rollback window.
+//! `move_complete`: **stop_capture**, **remove_source** (the tenant's rows, schema or
+//! database at the old place), **finish** (`TenantMoveCompleted`).
+//!
+//! A move that fails before the switch is rolled back: the capture stops and the target space
+//! is removed (never the source, never another tenant's rows).
+
+use crate::error::{OrchestratorError, Result, StepError};
+use crate::service::Orchestrator;
+use serde_json::{Value, json};
+use tenantry_catalog::model::{
+    Cause, Checkpoint, NewEvent, NewOperation, Operation, OperationKind, Relocation, Tenant,
+};
+use tenantry_core::events::EventType;
+use tenantry_core::space::Space;
+use tenantry_core::{Isolation, TenantState};
+use tenantry_engines::SpaceDriver;
+use tenantry_engines::postgres::PgSpaces;
+use tenantry_engines::postgres::moves::{MoveRoute, MoveTable};
+use uuid::Uuid;
+
+/// The steps of a move, in order.
+pub const MOVE_STEPS: &[&str] = &[
+    "prepare",
+    "create_target",
+    "capture",
+    "copy",
+    "catch_up",
+    "switch",
+];
+/// The steps of completing a move.
+pub const MOVE_COMPLETE_STEPS: &[&str] = &["stop_capture", "remove_source", "finish"];
+
+/// Rows per copy batch.
+const COPY_BATCH: i64 = 2_000;
+/// Changes applied per round trip.
+const APPLY_BATCH: i64 = 1_000;
+
+/// Where a move goes, as recorded in its operation's parameters.
+struct MovePlan {
+    source: Space,
+    target: Space,
+}
+
+impl MovePlan {
+    fn of(op: &Operation) -> std::result::Result<Self, StepError> {
+        let space = |key: &str| {
+            serde_json::from_value::<Space>(op.params[key].clone()).map_err(|e| {
+                StepError::permanent(format!("the move's {key} space is not recorded: {e}"))
+            })
+        };
+        Ok(Self {
+            source: space("source")?,
+            target: space("target")?,
+        })
+    }
+}
+
+impl Orchestrator {
+    /// Queues a live move of tenant `slug` to `to` isolation, on `shard` (default: the
+    /// region's shard the resolver would pick for a new tenant of that isolation).
+    pub async fn request_move(
+        &self,
+        slug: &str,
+        to: Isolation,
+        shard: Option<&str>,
+        actor: &str,
+    ) -> Result<(Tenant, Operation)> {
+        let tenant = self.catalog.tenant_by_slug(slug).await?;
+        let bad = |m: String| Err(OrchestratorError::InvalidRequest(m));
+        if tenant.state != TenantState::Active {
+            return bad(format!(
+                "tenant {slug} is {}: only an active tenant moves",
+                tenant.state
+            ));
+        }
+        let Some(source) = tenant.space.clone() else {
+            return bad(format!("tenant {slug} has no space to move"));
+        };
+        let target_shard = match shard {
+            Some(name) => {
+                let shard = self
+                    .catalog
+                    .shards()
+                    .await?
+                    .into_iter()
+                    .find(|s| s.name == name)
+                    .ok_or_else(|| tenantry_catalog::CatalogError::ShardNotFound(name.into()))?;
+                if shard.region != tenant.region {
+                    return bad(format!(
+                        "shard {name} is in region {}, not {}: a move stays in the tenant's region",
+                        shard.region, tenant.region
+                    ));
+                }
+                shard.name
+            }
+            None if to == Isolation::Database => {
+                let usage = self.catalog.shard_usage().await?;
+                let shared = self.config.shared_shard(&tenant.region).ok_or_else(|| {
+                    OrchestratorError::InvalidRequest(format!(
+                        "region {} has no shard",
+                        tenant.region
+                    ))
+                })?;
+                tenantry_core::shard::resolve_shard(&tenant.region, to, &shared.name, None, &usage)?
+                    .name
+                    .clone()
+            }
+            None => self
+                .config
+                .shared_shard(&tenant.region)
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| source.shard.clone()),
+        };
+        let (from_driver, to_driver) = (
+            self.spaces.driver(&source.shard)?,
+            self.spaces.driver(&target_shard)?,
+        );
+        if from_driver.postgres().is_none() || to_driver.postgres().is_none() {
+            return bad("live moves need PostgreSQL shards on both sides".into());
+        }
+        let target = to_driver.locate(tenant.id, to)?;
+        if target == source {
+            return bad(format!(
+                "tenant {slug} already lives there ({} on {})",
+                to, target_shard
+            ));
+        }
+        // Into the shared database, and out of a database of its own (whose credentials the
+        // target's would replace), come with rollback, in a later version.
+        if to == Isolation::Shared || source.kind == Isolation::Database {
+            return bad(format!(
+                "a move from {} to {to} is not supported yet: tenants move out of the shared database or a schema, into a schema or a database",
+                source.kind
+            ));
+        }
+        let op = NewOperation {
+            id: Uuid::now_v7(),
+            kind: OperationKind::Move,
+            steps: MOVE_STEPS.to_vec(),
+            params: json!({ "requested_by": actor, "source": source, "target": target, "copy": {} }),
+        };
+        let op = self.catalog.create_operation(tenant.id, op).await?;
+        Ok((tenant, op))
+    }
+
+    /// Queues the end of tenant `slug`'s last move: its data at the old place is removed.
+    pub async fn request_move_complete(
+        &self,
+        slug: &str,
+        actor: &str,
+    ) -> Result<(Tenant, Operation)> {
+        let tenant = self.catalog.tenant_by_slug(slug).await?;
+        let last = self
+            .catalog
+            .operations(Some(tenant.id), 50)
+            .await?
+            .into_iter()
+            .find(|op| matches!(op.kind, OperationKind::Move | OperationKind::MoveComplete));
+        let Some(moved) = last.filter(|op| {
+            op.kind == OperationKind::Move
+                && op.state == tenantry_catalog::model::OperationState::Succeeded
+        }) else {
+            return Err(OrchestratorError::InvalidRequest(format!(
+                "tenant {slug} has no move to complete: `tenantry tenant move {slug} --to …` first"
+            )));
+        };
+        let op = NewOperation {
+            id: Uuid::now_v7(),
+            kind: OperationKind::MoveComplete,
+            steps: MOVE_COMPLETE_STEPS.to_vec(),
+            params: json!({
+                "requested_by": actor, "move": moved.id,
+                "source": moved.params["source"], "target": moved.params["target"],
+            }),
+        };
+        let op = self.catalog.create_operation(tenant.id, op).await?;
+        Ok((tenant, op))
+    }
+
+    fn pg(&self, shard: &str) -> std::result::Result<&PgSpaces, StepError> {
+        self.spaces
+            .driver(shard)?
+            .postgres()
+            .ok_or_else(|| StepError::permanent(format!("shard {shard} is not a PostgreSQL shard")))
+    }
+
+    /// A move's milestone in the catalog (see `CatalogStore::relocate`).
+    async fn milestone(
+        &self,
+        op: &Operation,
+        idx: i64,
+        relocation: Option<Relocation>,
+        event: EventType,
+        details: Value,
+    ) -> std::result::Result<(), StepError> {
+        let tenant = self.catalog.tenant(op.tenant_id).await?;
+        let mut payload = crate::steps::payload(&tenant, op);
+        payload["move"] = details.clone();
+        let cause = Cause {
+            details,
+            ..self.cause_of(
+                op,
+                format!(
+                    "{} {}",
+                    op.kind,
+                    MOVE_STEPS.get(idx as usize).unwrap_or(&"step")
+                ),
+            )
+        };
+        self.catalog
+            .relocate(
+                tenant.id,
+                relocation,
+                cause,
+                vec![NewEvent {
+                    event_type: event,
+                    payload,
+                }],
+                Checkpoint {
+                    operation: op.id,
+                    step: idx,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Runs step `name` of a move or a move's completion. Returns whether it wrote its own
+    /// checkpoint.
+    pub(crate) async fn run_move_step(
+        &self,
+        op: &Operation,
+        idx: i64,
+        name: &str,
+    ) -> std::result::Result<bool, StepError> {
+        let plan = MovePlan::of(op)?;
+        let (source_driver, target_driver) =
+            (self.pg(&plan.source.shard)?, self.pg(&plan.target.shard)?);
+        let route = MoveRoute {
+            tenant: op.tenant_id,
+            source: &plan.source,
+            to: target_driver,
+            target: &plan.target,
+        };
+        let details = json!({ "from": plan.source, "to": plan.target });
+        match (op.kind, name) {
+            (OperationKind::Move, "prepare") => {
+                self.milestone(op, idx, None, EventType::TenantMoveStarted, details)
+                    .await?;
+                return Ok(true);
+            }
+            (OperationKind::Move, "create_target") => {
+                if let Some(credentials) = target_driver.create(&plan.target).await? {
+                    self.store_credentials(op.tenant_id, &credentials).await?;
+                }
+                target_driver.migrate(&plan.target).await?;
+            }
+            (OperationKind::Move, "capture") => {
+                source_driver
+                    .start_capture(&plan.source, op.tenant_id)
+                    .await?;
+            }
+            (OperationKind::Move, "copy") => self.copy(op, route).await?,
+            (OperationKind::Move, "catch_up") => {
+                let tables = source_driver.move_tables(&plan.source).await?;
+                while source_driver
+                    .apply_changes(route, &tables, APPLY_BATCH)
+                    .await?
+                    > 0
+                {}
+            }
+            (OperationKind::Move, "switch") => {
+                self.switch(op, idx, route, details).await?;
+                return Ok(true);
+            }
+            (OperationKind::MoveComplete, "stop_capture") => {
+                source_driver
+                    .stop_capture(&plan.source, op.tenant_id)
+                    .await?;
+                target_driver
+                    .stop_capture(&plan.target, op.tenant_id)
+                    .await?;
+            }
+            (OperationKind::MoveComplete, "remove_source") => {
+                source_driver.remove(&plan.source, op.tenant_id).await?;
+            }
+            (OperationKind::MoveComplete, "finish") => {
+                self.milestone(op, idx, None, EventType::TenantMoveCompleted, details)
+                    .await?;
+                return Ok(true);
+            }
+            (kind, other) => {
+                return Err(StepError::permanent(format!(
+                    "unknown step {other:?} of {kind}"
+                )));
+            }
+        }
+        Ok(false)
+    }
+
+    /// Copies every table, resuming each from the last key recorded in the operation.
+    async fn copy(
+        &self,
+        op: &Operation,
+        route: MoveRoute<'_>,
+    ) -> std::result::Result<(), StepError> {
+        let source_driver = self.pg(&route.source.shard)?;
+        let tables = source_driver.move_tables(route.source).await?;
+        // The recorded progress, re-read: this step may be a resumed one.
+        let mut params = self.catalog.operation(op.id).await?.params;
+        for table in &tables {
+            let progress = &params["copy"][&table.name];
+            if progress == &json!("done") {
+                continue;
+            }
+            let mut after = (!progress.is_null()).then(|| progress.clone());
+            loop {
+                let (n, last) = source_driver
+                    .copy_batch(route, table, after.as_ref(), COPY_BATCH)
+                    .await?;
+                params["copy"][&table.name] = match &last {
+                    Some(key) => key.clone(),
+                    None => json!("done"),
+                };
+                let copied = params["copied"].as_i64().unwrap_or(0) + n as i64;
+                params["copied"] = json!(copied);
+                self.catalog.set_operation_params(op.id, &params).await?;
+                match last {
+                    Some(key) => after = Some(key),
+                    None => break,
+                }
+            }
+            tracing::info!(
+                table = table.name,
+                copied = params["copied"].as_i64(),
+                "table copied"
+            );
+        }
+        Ok(())
+    }
+
+    /// Pauses the tenant's writes, applies the last changes, compares both sides, and flips
+    /// the tenant's place.
+    async fn switch(
+        &self,
+        op: &Operation,
+        idx: i64,
+        route: MoveRoute<'_>,
+        details: Value,
+    ) -> std::result::Result<(), StepError> {
+        let source_driver = self.pg(&route.source.shard)?;
+        let tables: Vec<MoveTable> = source_driver.move_tables(route.source).await?;
+        let started = std::time::Instant::now();
+        let pause = source_driver
+            .pause_writes(route.source, route.tenant)
+            .await?;
+        let flipped = async {
+            while source_driver
+                .apply_changes(route, &tables, APPLY_BATCH)
+                .await?
+                > 0
+            {}
+            let at_source = source_driver
+                .checksums(route.source, route.tenant, &tables)
+                .await?;
+            let at_target = route
+                .to
+                .checksums(route.target, route.tenant, &tables)
+                .await?;
+            let differing: Vec<String> = at_source
+                .iter()
+                .zip(&at_target)
+                .filter(|(a, b)| a != b)
+                .map(|(a, b)| {
+                    format!(
+                        "{}: {} rows (checksum {}) at the source, {} rows (checksum {}) at the target",
+                        a.table, a.rows, a.checksum, b.rows, b.checksum
+                    )
+                })
+                .collect();
+            if !differing.is_empty() {
+                return Err(StepError::permanent(format!(
+                    "the target differs from the source: {}",
+                    differing.join("; ")
+                )));
+            }
+            route.to.advance_sequences(route.target, &tables).await?;
+            Ok::<_, StepError>(())
+        }
+        .await;
+        if let Err(e) = flipped {
+            pause.release(false).await?;
+            return Err(e);
+        }
+        // The old place refuses the tenant's writes from now on; then the catalog points at
+        // the new one (a crash between the two leaves the step to run again).
+        pause.release(true).await?;
+        let relocation = Relocation {
+            space: route.target.clone(),
+            shard: route.target.shard.clone(),
+            isolation: route.target.kind,
+        };
+        let mut details = details;
+        details["paused_ms"] = json!(started.elapsed().as_millis() as u64);
+        self.milestone(op, idx, Some(relocation), EventType::TenantMoved, details)
+            .await?;
+        metrics::histogram!("tenantry_move_pause_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Undoes a step of a failed move: the target and the capture go, the source stays.
+    pub(crate) async fn undo_move_step(
+        &self,
+        op: &Operation,
+        name: &str,
+    ) -> std::result::Result<(), StepError> {
+        if op.kind != OperationKind::Move {
+            return Ok(());
+        }
+        let plan = MovePlan::of(op)?;
+        match name {
+            "create_target" => {
+                self.pg(&plan.target.shard)?
+                    .remove(&plan.target, op.tenant_id)
+                    .await?;
+            }
+            "capture" => {
+                self.pg(&plan.source.shard)?
+                    .stop_capture(&plan.source, op.tenant_id)
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
