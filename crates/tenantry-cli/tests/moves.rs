@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{make_test_env_with, stderr_of};
+use common::{Env, killed_by_signal, make_test_env_with, stderr_of};
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tenantry_testkit::postgres::TestServer;
@@ -138,4 +138,91 @@ async fn a_tenant_moves_from_shared_to_schema_to_database_and_each_move_complete
         "{}",
         stderr_of(&out)
     );
+}
+
+/// Runs `args` with a crash failpoint, which must abort the process.
+fn crash(env: &Env, spec: &str, args: &[&str]) {
+    let out = env.tenantry_with_failpoints(spec, args);
+    assert!(
+        killed_by_signal(&out) && stderr_of(&out).contains("failpoint"),
+        "`tenantry {}` with {spec}: {}\n{}",
+        args.join(" "),
+        out.status,
+        stderr_of(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_killed_at_any_step_is_finished_by_ops_resume() {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let env = make_test_env_with(&["--postgres", &server.url]);
+    let neighbour = env.create("neighbour", "standard", "eu-west", &[]);
+    let neighbour_id = neighbour["id"].as_str().unwrap().to_owned();
+    let shared_db = neighbour["space"]["database"].as_str().unwrap().to_owned();
+    let mut shared = connect(&server, &shared_db).await;
+    add_customers(&mut shared, "customers", &neighbour_id, 300).await;
+    let steps = [
+        "prepare",
+        "create_target",
+        "capture",
+        "copy",
+        "catch_up",
+        "switch",
+    ];
+    for step in steps {
+        for side in ["before", "after"] {
+            let slug = format!("t-{}-{side}", step.replace('_', "-"));
+            let tenant = env.create(&slug, "standard", "eu-west", &[]);
+            let id = tenant["id"].as_str().unwrap().to_owned();
+            add_customers(&mut shared, "customers", &id, 2500).await;
+            crash(
+                &env,
+                &format!("{step}.{side}=crash"),
+                &["tenant", "move", &slug, "--to", "database"],
+            );
+            let resumed = env.json(&["ops", "resume"]);
+            assert!(
+                resumed
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|op| op["state"] == "succeeded"),
+                "{step}.{side}: {resumed:#}"
+            );
+            let moved = env.show(&slug);
+            assert_eq!(moved["isolation"], "database", "{step}.{side}: {moved:#}");
+            let mut own = connect(&server, moved["space"]["database"].as_str().unwrap()).await;
+            assert_eq!(
+                count(&mut own, "customers", &id).await,
+                2500,
+                "{step}.{side}"
+            );
+            let events = env.event_types(&slug);
+            assert_eq!(
+                events.iter().filter(|e| *e == "TenantMoved").count(),
+                1,
+                "{step}.{side}: {events:?}"
+            );
+            // Completing, killed on either side of removing the source, resumes too.
+            crash(
+                &env,
+                &format!("remove_source.{side}=crash"),
+                &["tenant", "move", &slug, "--complete"],
+            );
+            env.json(&["ops", "resume"]);
+            assert_eq!(
+                count(&mut shared, "customers", &id).await,
+                0,
+                "{step}.{side}"
+            );
+            assert_eq!(
+                count(&mut own, "customers", &id).await,
+                2500,
+                "{step}.{side}"
+            );
+        }
+    }
+    assert_eq!(count(&mut shared, "customers", &neighbour_id).await, 300);
 }
