@@ -177,6 +177,8 @@ words!(
         Move => "move",
         /// Ends a move: the source's data is removed.
         MoveComplete => "move_complete",
+        /// Undoes a move: the tenant goes back to its old place with its new changes.
+        MoveRollback => "move_rollback",
     }
 );
 

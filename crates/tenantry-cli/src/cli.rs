@@ -136,14 +136,17 @@ pub struct MoveArgs {
     /// The tenant's slug
     pub slug: String,
     /// The isolation to move to: schema or database
-    #[arg(long, value_parser = parse_isolation, required_unless_present = "complete")]
+    #[arg(long, value_parser = parse_isolation, required_unless_present_any = ["complete", "rollback"])]
     pub to: Option<Isolation>,
     /// The shard to move to [default: as for a new tenant of that isolation]
-    #[arg(long, conflicts_with = "complete")]
+    #[arg(long, conflicts_with_all = ["complete", "rollback"])]
     pub shard: Option<String>,
     /// End the tenant's last move: remove its data from the old place
-    #[arg(long, conflicts_with = "to")]
+    #[arg(long, conflicts_with_all = ["to", "rollback"])]
     pub complete: bool,
+    /// Undo the tenant's last move: back to the old place, with the changes made since
+    #[arg(long, conflicts_with = "to")]
+    pub rollback: bool,
 }
 
 #[derive(Debug, Args)]

@@ -226,3 +226,78 @@ async fn a_move_killed_at_any_step_is_finished_by_ops_resume() {
     }
     assert_eq!(count(&mut shared, "customers", &neighbour_id).await, 300);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_rolled_back_carries_the_new_changes_home_and_can_be_made_again() {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let env = make_test_env_with(&["--postgres", &server.url]);
+    let acme = env.create("acme", "standard", "eu-west", &[]);
+    let id = acme["id"].as_str().unwrap().to_owned();
+    let shared_db = acme["space"]["database"].as_str().unwrap().to_owned();
+    let mut shared = connect(&server, &shared_db).await;
+    add_customers(&mut shared, "customers", &id, 1000).await;
+
+    env.json(&["tenant", "move", "acme", "--to", "database"]);
+    let database = env.show("acme")["space"]["database"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The tenant lives on at its new place: rows added, changed and removed there.
+    let mut own = connect(&server, &database).await;
+    add_customers(&mut own, "customers", &id, 25).await;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "UPDATE customers SET first_name = 'changed' WHERE tenant_id = '{id}' AND email LIKE 'c1-%';
+         DELETE FROM customers WHERE tenant_id = '{id}' AND email LIKE 'c2-%'"
+    )))
+    .execute(&mut own)
+    .await
+    .unwrap();
+    let at_new_place = count(&mut own, "customers", &id).await;
+    let changed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM customers WHERE tenant_id = $1 AND first_name = 'changed'",
+    )
+    .bind(&id)
+    .fetch_one(&mut own)
+    .await
+    .unwrap();
+    drop(own);
+
+    let back = env.json(&["tenant", "move", "acme", "--rollback"]);
+    assert_eq!(back["state"], "succeeded", "{back:#}");
+    assert_eq!(back["isolation"], "shared");
+    assert_eq!(count(&mut shared, "customers", &id).await, at_new_place);
+    let changed_home: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM customers WHERE tenant_id = $1 AND first_name = 'changed'",
+    )
+    .bind(&id)
+    .fetch_one(&mut shared)
+    .await
+    .unwrap();
+    assert_eq!(changed_home, changed);
+    // Home takes its writes again; the new place is gone.
+    add_customers(&mut shared, "customers", &id, 1).await;
+    let gone: bool =
+        sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&database)
+            .fetch_one(&mut shared)
+            .await
+            .unwrap();
+    assert!(gone, "the rolled-back target database was dropped");
+    assert!(
+        env.event_types("acme")
+            .contains(&"TenantMoveRolledBack".to_owned())
+    );
+
+    // And the move can be made again, and completed.
+    env.json(&["tenant", "move", "acme", "--to", "database"]);
+    env.json(&["tenant", "move", "acme", "--complete"]);
+    let database = env.show("acme")["space"]["database"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut own = connect(&server, &database).await;
+    assert_eq!(count(&mut own, "customers", &id).await, at_new_place + 1);
+    assert_eq!(count(&mut shared, "customers", &id).await, 0);
+}

@@ -39,10 +39,13 @@ pub enum EventType {
     TenantMoved,
     /// A move completed: the source's data is removed.
     TenantMoveCompleted,
+    /// A move was rolled back: the tenant lives at its old place again, with the changes it
+    /// received meanwhile.
+    TenantMoveRolledBack,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 16] = [
         EventType::TenantCreated,
         EventType::TenantProvisioned,
         EventType::TenantActivated,
@@ -58,6 +61,7 @@ impl EventType {
         EventType::TenantMoveStarted,
         EventType::TenantMoved,
         EventType::TenantMoveCompleted,
+        EventType::TenantMoveRolledBack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +81,7 @@ impl EventType {
             EventType::TenantMoveStarted => "TenantMoveStarted",
             EventType::TenantMoved => "TenantMoved",
             EventType::TenantMoveCompleted => "TenantMoveCompleted",
+            EventType::TenantMoveRolledBack => "TenantMoveRolledBack",
         }
     }
 }

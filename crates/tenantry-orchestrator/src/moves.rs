@@ -11,6 +11,10 @@
 //! target with a new epoch and `TenantMoved`). The source stays, for a rollback window.
 //! `move_complete`: **stop_capture**, **remove_source** (the tenant's rows, schema or
 //! database at the old place), **finish** (`TenantMoveCompleted`).
+//! `move_rollback`, during the window: **switch_back** (the switch again, the other way: the
+//! new place, which logs the tenant's changes from its switch on, is paused and its changes
+//! applied to the old place, which the catalog points at again, `TenantMoveRolledBack`),
+//! **remove_target**.
 //!
 //! A move that fails before the switch is rolled back: the capture stops and the target space
 //! is removed (never the source, never another tenant's rows).
@@ -40,6 +44,8 @@ pub const MOVE_STEPS: &[&str] = &[
 ];
 /// The steps of completing a move.
 pub const MOVE_COMPLETE_STEPS: &[&str] = &["stop_capture", "remove_source", "finish"];
+/// The steps of rolling a move back.
+pub const MOVE_ROLLBACK_STEPS: &[&str] = &["switch_back", "remove_target"];
 
 /// Rows per copy batch.
 const COPY_BATCH: i64 = 2_000;
@@ -160,25 +166,64 @@ impl Orchestrator {
         slug: &str,
         actor: &str,
     ) -> Result<(Tenant, Operation)> {
+        self.request_after_move(
+            slug,
+            OperationKind::MoveComplete,
+            MOVE_COMPLETE_STEPS,
+            actor,
+        )
+        .await
+    }
+
+    /// Queues the undoing of tenant `slug`'s last move: it goes back to its old place with the
+    /// changes it received at the new one, and the new place is removed.
+    pub async fn request_move_rollback(
+        &self,
+        slug: &str,
+        actor: &str,
+    ) -> Result<(Tenant, Operation)> {
+        self.request_after_move(
+            slug,
+            OperationKind::MoveRollback,
+            MOVE_ROLLBACK_STEPS,
+            actor,
+        )
+        .await
+    }
+
+    /// Queues `kind` for the tenant's last move, which must have switched and be neither
+    /// completed nor rolled back.
+    async fn request_after_move(
+        &self,
+        slug: &str,
+        kind: OperationKind,
+        steps: &[&'static str],
+        actor: &str,
+    ) -> Result<(Tenant, Operation)> {
         let tenant = self.catalog.tenant_by_slug(slug).await?;
         let last = self
             .catalog
             .operations(Some(tenant.id), 50)
             .await?
             .into_iter()
-            .find(|op| matches!(op.kind, OperationKind::Move | OperationKind::MoveComplete));
+            .find(|op| {
+                matches!(
+                    op.kind,
+                    OperationKind::Move | OperationKind::MoveComplete | OperationKind::MoveRollback
+                )
+            });
         let Some(moved) = last.filter(|op| {
             op.kind == OperationKind::Move
                 && op.state == tenantry_catalog::model::OperationState::Succeeded
         }) else {
             return Err(OrchestratorError::InvalidRequest(format!(
-                "tenant {slug} has no move to complete: `tenantry tenant move {slug} --to …` first"
+                "tenant {slug} has no move to complete or roll back: `tenantry tenant move {slug} --to …` first"
             )));
         };
         let op = NewOperation {
             id: Uuid::now_v7(),
-            kind: OperationKind::MoveComplete,
-            steps: MOVE_COMPLETE_STEPS.to_vec(),
+            kind,
+            steps: steps.to_vec(),
             params: json!({
                 "requested_by": actor, "move": moved.id,
                 "source": moved.params["source"], "target": moved.params["target"],
@@ -281,7 +326,21 @@ impl Orchestrator {
                 {}
             }
             (OperationKind::Move, "switch") => {
-                self.switch(op, idx, route, details).await?;
+                // Changes at the new place are logged from the start, for a rollback.
+                target_driver
+                    .start_capture(&plan.target, op.tenant_id)
+                    .await?;
+                let mut details = details;
+                details["paused_ms"] = json!(self.switch(route).await?);
+                // The old place refuses the tenant's writes from now on; then the catalog
+                // points at the new one (a crash between the two runs the step again).
+                let there = Relocation {
+                    space: plan.target.clone(),
+                    shard: plan.target.shard.clone(),
+                    isolation: plan.target.kind,
+                };
+                self.milestone(op, idx, Some(there), EventType::TenantMoved, details)
+                    .await?;
                 return Ok(true);
             }
             (OperationKind::MoveComplete, "stop_capture") => {
@@ -294,6 +353,43 @@ impl Orchestrator {
             }
             (OperationKind::MoveComplete, "remove_source") => {
                 source_driver.remove(&plan.source, op.tenant_id).await?;
+            }
+            (OperationKind::MoveRollback, "switch_back") => {
+                // The way back: from the target, where the changes since the switch were
+                // logged, to the source, which holds the tenant as it was at the switch.
+                let back = MoveRoute {
+                    tenant: op.tenant_id,
+                    source: &plan.target,
+                    to: source_driver,
+                    target: &plan.source,
+                };
+                let home = Relocation {
+                    space: plan.source.clone(),
+                    shard: plan.source.shard.clone(),
+                    isolation: plan.source.kind,
+                };
+                let mut details = details;
+                details["paused_ms"] = json!(self.switch(back).await?);
+                // The new place refuses the tenant's writes now; the old one takes them again,
+                // unlogged, before the catalog points back at it.
+                source_driver
+                    .stop_capture(&plan.source, op.tenant_id)
+                    .await?;
+                self.milestone(
+                    op,
+                    idx,
+                    Some(home),
+                    EventType::TenantMoveRolledBack,
+                    details,
+                )
+                .await?;
+                return Ok(true);
+            }
+            (OperationKind::MoveRollback, "remove_target") => {
+                target_driver
+                    .stop_capture(&plan.target, op.tenant_id)
+                    .await?;
+                self.remove_target(&plan, op).await?;
             }
             (OperationKind::MoveComplete, "finish") => {
                 self.milestone(op, idx, None, EventType::TenantMoveCompleted, details)
@@ -350,15 +446,10 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Pauses the tenant's writes, applies the last changes, compares both sides, and flips
-    /// the tenant's place.
-    async fn switch(
-        &self,
-        op: &Operation,
-        idx: i64,
-        route: MoveRoute<'_>,
-        details: Value,
-    ) -> std::result::Result<(), StepError> {
+    /// Pauses the tenant's writes at the route's source, applies the last changes, compares
+    /// both sides, advances the target's sequences, and leaves the source refusing the
+    /// tenant's writes. Returns how long the writes were paused.
+    async fn switch(&self, route: MoveRoute<'_>) -> std::result::Result<u64, StepError> {
         let source_driver = self.pg(&route.source.shard)?;
         let tables: Vec<MoveTable> = source_driver.move_tables(route.source).await?;
         let started = std::time::Instant::now();
@@ -403,19 +494,24 @@ impl Orchestrator {
             pause.release(false).await?;
             return Err(e);
         }
-        // The old place refuses the tenant's writes from now on; then the catalog points at
-        // the new one (a crash between the two leaves the step to run again).
         pause.release(true).await?;
-        let relocation = Relocation {
-            space: route.target.clone(),
-            shard: route.target.shard.clone(),
-            isolation: route.target.kind,
-        };
-        let mut details = details;
-        details["paused_ms"] = json!(started.elapsed().as_millis() as u64);
-        self.milestone(op, idx, Some(relocation), EventType::TenantMoved, details)
-            .await?;
         metrics::histogram!("tenantry_move_pause_seconds").record(started.elapsed().as_secs_f64());
+        Ok(started.elapsed().as_millis() as u64)
+    }
+
+    /// Removes a move's target space, and the credentials of a target database (a move's
+    /// source never has any: tenants move out of the shared database or a schema).
+    async fn remove_target(
+        &self,
+        plan: &MovePlan,
+        op: &Operation,
+    ) -> std::result::Result<(), StepError> {
+        self.pg(&plan.target.shard)?
+            .remove(&plan.target, op.tenant_id)
+            .await?;
+        if plan.target.kind == Isolation::Database {
+            self.catalog.delete_secrets(op.tenant_id).await?;
+        }
         Ok(())
     }
 
@@ -430,11 +526,7 @@ impl Orchestrator {
         }
         let plan = MovePlan::of(op)?;
         match name {
-            "create_target" => {
-                self.pg(&plan.target.shard)?
-                    .remove(&plan.target, op.tenant_id)
-                    .await?;
-            }
+            "create_target" => self.remove_target(&plan, op).await?,
             "capture" => {
                 self.pg(&plan.source.shard)?
                     .stop_capture(&plan.source, op.tenant_id)

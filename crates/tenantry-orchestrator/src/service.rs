@@ -332,9 +332,9 @@ impl Orchestrator {
                     "infrastructure operations are requested with request_infrastructure".into(),
                 ));
             }
-            OperationKind::Move | OperationKind::MoveComplete => {
+            OperationKind::Move | OperationKind::MoveComplete | OperationKind::MoveRollback => {
                 return Err(OrchestratorError::InvalidRequest(
-                    "moves are requested with request_move and request_move_complete".into(),
+                    "moves are requested with request_move, request_move_complete and request_move_rollback".into(),
                 ));
             }
         };

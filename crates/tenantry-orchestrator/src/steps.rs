@@ -49,6 +49,7 @@ pub fn steps_of(kind: OperationKind) -> &'static [&'static str] {
         OperationKind::InfraDeprovision => crate::infrastructure::INFRA_DEPROVISION_PHASES,
         OperationKind::Move => crate::moves::MOVE_STEPS,
         OperationKind::MoveComplete => crate::moves::MOVE_COMPLETE_STEPS,
+        OperationKind::MoveRollback => crate::moves::MOVE_ROLLBACK_STEPS,
     }
 }
 
@@ -111,7 +112,10 @@ impl Orchestrator {
             self.run_infra_step(op, name).await?;
             return Ok(false);
         }
-        if matches!(op.kind, OperationKind::Move | OperationKind::MoveComplete) {
+        if matches!(
+            op.kind,
+            OperationKind::Move | OperationKind::MoveComplete | OperationKind::MoveRollback
+        ) {
             return self.run_move_step(op, idx, name).await;
         }
         let t = self.catalog.tenant(op.tenant_id).await?;

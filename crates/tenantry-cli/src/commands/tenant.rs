@@ -119,11 +119,13 @@ async fn move_tenant(cli: &Cli, args: &MoveArgs) -> Result<()> {
     let orch = crate::context::open(cli).await?;
     let actor = crate::context::actor();
     let (_, op) = match args.to {
-        Some(to) if !args.complete => {
+        _ if args.complete => orch.request_move_complete(&args.slug, &actor).await?,
+        _ if args.rollback => orch.request_move_rollback(&args.slug, &actor).await?,
+        Some(to) => {
             orch.request_move(&args.slug, to, args.shard.as_deref(), &actor)
                 .await?
         }
-        _ => orch.request_move_complete(&args.slug, &actor).await?,
+        None => unreachable!("clap requires --to, --complete or --rollback"),
     };
     let progress = StepProgress::new(format!("{} {}", op.kind, args.slug), op.steps.len());
     let result = orch.run_or_follow(op.id, &progress).await;
