@@ -81,6 +81,9 @@ pub enum Command {
     /// Compare each tenant's infrastructure with its declared configuration once, and repair
     /// what drifted (`tenantry serve` does this on its interval)
     Reconcile(ReconcileArgs),
+    /// Placement advice from the tenants' statistics and the growth thresholds
+    #[command(subcommand)]
+    Placement(PlacementCommand),
     /// Serve the REST API, run the worker and the event relay until stopped
     Serve(ServeArgs),
     /// API tokens
@@ -357,6 +360,16 @@ pub struct MigrateArgs {
     /// List, per space, the migrations that would run; change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlacementCommand {
+    /// Tenants past a growth threshold (placement.growth), with the move each is advised
+    Recommend {
+        /// Collect every tenant's statistics first (counts rows: slow on large spaces)
+        #[arg(long)]
+        refresh: bool,
+    },
 }
 
 #[derive(Debug, Args)]

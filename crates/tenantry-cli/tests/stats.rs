@@ -62,3 +62,32 @@ async fn stats_count_the_tenants_own_rows_and_size() {
     assert_eq!(fresh["rows"]["customers"], 35);
     assert_eq!(fresh["total_rows"], 37);
 }
+
+#[tokio::test]
+async fn tenants_past_a_growth_threshold_are_advised_a_move_unless_pinned() {
+    let env = make_test_env();
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    assert!(text.contains("customers = 10000"), "the default thresholds");
+    let text = text.replace("customers = 10000", "customers = 20").replace(
+        "# [placement.overrides.some-tenant]\n# isolation = \"database\"",
+        "[placement.overrides.pinned]\nisolation = \"shared\"",
+    );
+    env.replace_config(&text);
+    let acme = env.create("acme", "standard", "eu-west", &[]);
+    let hooli = env.create("hooli", "standard", "eu-west", &[]);
+    let pinned = env.create("pinned", "standard", "eu-west", &[]);
+    add_customers(&space_path(&acme), &str_of(&acme, "id"), 30).await;
+    add_customers(&space_path(&hooli), &str_of(&hooli, "id"), 10).await;
+    add_customers(&space_path(&pinned), &str_of(&pinned, "id"), 50).await;
+
+    let advice = env.json(&["placement", "recommend", "--refresh"]);
+    let advice = advice.as_array().unwrap();
+    assert_eq!(advice.len(), 1, "{advice:#?}");
+    assert_eq!(advice[0]["slug"], "acme");
+    assert_eq!(advice[0]["advised"], "schema");
+    assert_eq!(advice[0]["reason"], "30 customers ≥ 20");
+    assert_eq!(
+        advice[0]["command"],
+        "tenantry tenant move acme --to schema"
+    );
+}

@@ -202,9 +202,13 @@ pub struct PlacementConfig {
     /// Ordered rules; the first that matches decides.
     #[serde(default)]
     pub rules: Vec<Rule>,
-    /// Per-tenant overrides, by slug.
+    /// Per-tenant overrides, by slug. A tenant with one is never advised to move.
     #[serde(default)]
     pub overrides: BTreeMap<String, Override>,
+    /// Thresholds past which a tenant is advised to move to more isolation
+    /// (`tenantry placement recommend`).
+    #[serde(default)]
+    pub growth: Vec<crate::growth::GrowthRule>,
 }
 
 /// Event sinks. Every event goes to each configured sink, in order, at least once.
@@ -624,6 +628,21 @@ impl Config {
                 problem(
                     key.clone(),
                     "the rule sets neither isolation nor compute".into(),
+                );
+            }
+        }
+        for (i, rule) in self.placement.growth.iter().enumerate() {
+            let key = format!("placement.growth[{i}]");
+            if rule.to == crate::Isolation::Shared {
+                problem(
+                    format!("{key}.to"),
+                    "a tenant grows into schema or database isolation, not shared".into(),
+                );
+            }
+            if rule.when.is_empty() {
+                problem(
+                    format!("{key}.when"),
+                    "give at least one of rows, table_rows, size_mb, avg_query_ms".into(),
                 );
             }
         }

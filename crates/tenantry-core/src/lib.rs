@@ -10,6 +10,7 @@
 //!   isolation and compute, naming the rule that decided.
 //! - [`shard`]: the shard resolver, which picks a shard with room in the tenant's own region.
 //! - [`space`]: where a tenant's data lives (its *tenant space*).
+//! - [`growth`]: thresholds on a tenant's statistics, and the more isolated placement they advise.
 //! - [`events`]: the lifecycle event types published through the outbox.
 //! - [`config`]: `tenantry.toml`, typed and validated at load.
 //! - [`domain`]: tenants' host names (a primary and aliases), normalised for lookup.
@@ -19,6 +20,7 @@
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod growth;
 pub mod ident;
 pub mod ids;
 pub mod isolation;

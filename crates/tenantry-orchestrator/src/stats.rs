@@ -45,3 +45,48 @@ impl Orchestrator {
         Ok(recorded)
     }
 }
+
+/// A tenant the growth thresholds advise to move.
+#[derive(Debug, Clone)]
+pub struct Advice {
+    pub tenant: tenantry_catalog::model::Tenant,
+    pub stats: TenantStats,
+    pub recommendation: tenantry_core::growth::Recommendation,
+}
+
+impl Orchestrator {
+    /// Active tenants whose statistics cross a growth threshold (`placement.growth`), with the
+    /// move advised; pinned tenants (a placement override) are left out. With `refresh`, each
+    /// tenant's statistics are collected first; otherwise the recorded ones count (never
+    /// collected: collected now).
+    pub async fn placement_advice(&self, refresh: bool) -> Result<Vec<Advice>> {
+        let rules = &self.config.placement.growth;
+        let filter = tenantry_catalog::model::TenantFilter {
+            state: Some(tenantry_core::TenantState::Active),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        for tenant in self.catalog.tenants(&filter).await? {
+            if self.config.placement.overrides.contains_key(&tenant.slug) {
+                continue;
+            }
+            let stats = self.tenant_stats(&tenant.slug, refresh).await?;
+            let usage = tenantry_core::growth::Usage {
+                rows: stats.rows.clone(),
+                size_bytes: stats.size_bytes,
+                avg_query_ms: (stats.queries > 0)
+                    .then(|| stats.query_ms_total / stats.queries as f64),
+            };
+            if let Some(recommendation) =
+                tenantry_core::growth::recommend(rules, tenant.isolation, &usage)
+            {
+                out.push(Advice {
+                    tenant,
+                    stats,
+                    recommendation,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -6,6 +6,7 @@ mod init;
 mod listing;
 mod migrate;
 mod ops;
+mod placement;
 mod pool;
 mod reconcile;
 mod serve;
@@ -33,6 +34,10 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Command::Shard(cmd) => shard::run(cli, cmd).await,
         Command::Pool(cmd) => pool::run(cli, cmd).await,
         Command::Migrate(args) => migrate::run(cli, args).await,
+        Command::Placement(cmd) => {
+            local_only(cli, "placement")?;
+            placement::run(cli, cmd).await
+        }
         Command::Reconcile(args) => {
             local_only(cli, "reconcile")?;
             reconcile::run(cli, args).await
