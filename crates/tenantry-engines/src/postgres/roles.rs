@@ -63,22 +63,11 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// PBKDF2-HMAC-SHA-256 with one output block, which is all SCRAM-SHA-256 needs.
-fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
-    let mut u = hmac_sha256(password, &[salt, &1u32.to_be_bytes()]);
-    let mut out = u;
-    for _ in 1..iterations {
-        u = hmac_sha256(password, &[&u]);
-        out.iter_mut().zip(u).for_each(|(o, x)| *o ^= x);
-    }
-    out
-}
-
 /// The verifier PostgreSQL stores for `password` (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>
 /// :<ServerKey>`). PostgreSQL SASLprep-normalises passwords first; ours are ASCII letters and
 /// digits, which SASLprep leaves as they are.
 fn scram_verifier(password: &str, salt: &[u8], iterations: u32) -> String {
-    let salted = pbkdf2_sha256(password.as_bytes(), salt, iterations);
+    let salted = pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password.as_bytes(), salt, iterations);
     let client_key = hmac_sha256(&salted, &[b"Client Key"]);
     let stored_key = Sha256::digest(client_key);
     let server_key = hmac_sha256(&salted, &[b"Server Key"]);
