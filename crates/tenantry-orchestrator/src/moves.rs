@@ -108,6 +108,11 @@ impl Orchestrator {
                         shard.region, tenant.region
                     ));
                 }
+                if shard.state == tenantry_core::shard::ShardState::Draining {
+                    return bad(format!(
+                        "shard {name} is draining: it takes no new tenant (`tenantry shard activate {name}` first)"
+                    ));
+                }
                 shard.name
             }
             None if to == Isolation::Database => {
