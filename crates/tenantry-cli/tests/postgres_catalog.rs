@@ -122,11 +122,28 @@ fn two_workers_share_200_provisionings_and_survive_losing_one() {
     a.kill().unwrap();
     a.wait().unwrap();
     while active(&env) < N {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {N} became active",
-            active(&env)
-        );
+        if Instant::now() >= deadline {
+            // Say which tenants did not make it, and why, before failing.
+            let stuck: Vec<String> = common::as_array(env.json(&["tenant", "list"]))
+                .into_iter()
+                .filter(|t| t["state"] != "active")
+                .map(|t| format!("{} {} {}", t["slug"], t["state"], t["failure"]))
+                .collect();
+            let open: Vec<String> = common::as_array(env.json(&["ops", "list", "--limit", "500"]))
+                .into_iter()
+                .filter(|op| op["state"] != "succeeded")
+                .map(|op| {
+                    format!(
+                        "{} {} {} {}",
+                        op["id"], op["state"], op["lease_owner"], op["error"]
+                    )
+                })
+                .collect();
+            panic!(
+                "only {} of {N} became active; not active: {stuck:?}; unfinished operations: {open:?}",
+                active(&env)
+            );
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     b.kill().unwrap();
