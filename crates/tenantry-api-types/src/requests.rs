@@ -107,3 +107,22 @@ pub struct SetDomains {
     #[serde(default)]
     pub aliases: Vec<String>,
 }
+
+/// `POST /api/v1/tenants/{slug}/move`: move the tenant's data live (`to`, and `shard`), or end
+/// its last move (`complete`: remove the old place's data; `rollback`: back to the old place
+/// with the changes made since). Exactly one of `to`, `complete` and `rollback`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveTenant {
+    /// `schema` or `database`.
+    #[serde(default)]
+    #[schema(example = "database")]
+    pub to: Option<String>,
+    /// A shard of the tenant's region [default: as for a new tenant of that isolation].
+    #[serde(default)]
+    pub shard: Option<String>,
+    #[serde(default)]
+    pub complete: bool,
+    #[serde(default)]
+    pub rollback: bool,
+}

@@ -31,8 +31,8 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use routes::{
-    domains, events, health, infrastructure, migrations, operations, plans, pool, shard_admin,
-    storage, tenants, topology,
+    domains, events, health, infrastructure, migrations, moves, operations, plans, pool,
+    shard_admin, storage, tenants, topology,
 };
 
 /// Largest request body accepted (bodies are small JSON documents).
@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tenants/{slug}/suspend", post(tenants::suspend))
         .route("/tenants/{slug}/resume", post(tenants::resume))
         .route("/tenants/{slug}/domains", axum::routing::put(domains::set))
+        .route("/tenants/{slug}/move", post(moves::start))
         .route(
             "/infrastructure/tenants/{tenantId}/provision",
             post(infrastructure::provision),

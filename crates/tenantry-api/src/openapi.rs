@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::tenants::suspend,
         crate::routes::tenants::resume,
         crate::routes::tenants::delete,
+        crate::routes::moves::start,
         crate::routes::operations::list,
         crate::routes::operations::show,
         crate::routes::operations::resume,

@@ -5,6 +5,7 @@ pub mod events;
 pub mod health;
 pub mod infrastructure;
 pub mod migrations;
+pub mod moves;
 pub mod operations;
 pub mod plans;
 pub mod pool;

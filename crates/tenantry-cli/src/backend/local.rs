@@ -14,7 +14,7 @@ use tenantry_api::{Scope, convert, views};
 use tenantry_api_types::admin::{
     AddShard, CreatedToken, MigrateFleet, Plan, PoolCount, PoolFilled, SpaceResult, Token,
 };
-use tenantry_api_types::requests::{CreateTenant, SetDomains};
+use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains};
 use tenantry_api_types::responses::{
     Domains, Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantStats, TenantStorage,
     Transition,
@@ -171,6 +171,25 @@ impl Backend for Local {
         Ok(convert::domains(
             self.orch.catalog().domains(tenant.id).await?,
         ))
+    }
+
+    async fn request_move(&self, slug: &str, req: MoveTenant) -> Result<Operation> {
+        let actor = context::actor();
+        let (_, op) =
+            if req.complete {
+                self.orch.request_move_complete(slug, &actor).await?
+            } else if req.rollback {
+                self.orch.request_move_rollback(slug, &actor).await?
+            } else {
+                let to: Isolation =
+                    req.to.as_deref().unwrap_or_default().parse().map_err(
+                        |e: tenantry_core::isolation::UnknownValue| BadInput(e.to_string()),
+                    )?;
+                self.orch
+                    .request_move(slug, to, req.shard.as_deref(), &actor)
+                    .await?
+            };
+        Ok(convert::operation(op))
     }
 
     async fn stats(&self, slug: &str, refresh: bool) -> Result<TenantStats> {

@@ -19,7 +19,7 @@ use tenantry_api::routes::events::DeadLetter;
 use tenantry_api_types::admin::{
     AddShard, CreatedToken, MigrateFleet, Plan, PoolCount, PoolFilled, SpaceResult, Token,
 };
-use tenantry_api_types::requests::{CreateTenant, SetDomains};
+use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains};
 use tenantry_api_types::responses::{
     Domains, Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantStats, TenantStorage,
     Transition,
@@ -60,6 +60,8 @@ pub trait Backend: Send + Sync {
     async fn plan_provision(&self, req: CreateTenant) -> Result<ProvisionPlan>;
     /// Records a provisioning and returns its queued operation.
     async fn request_provision(&self, req: CreateTenant) -> Result<Operation>;
+    /// Records a live move (or its completion or rollback) and returns its queued operation.
+    async fn request_move(&self, slug: &str, req: MoveTenant) -> Result<Operation>;
     /// Records a suspend, resume or delete and returns its queued operation.
     async fn request(&self, slug: &str, kind: OperationKind) -> Result<Operation>;
     /// Runs (locally) or follows (remotely) the operation until it ends; a failed operation is

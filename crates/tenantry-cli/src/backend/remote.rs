@@ -19,7 +19,7 @@ use tenantry_api_types::admin::{
     AddShard, CreateToken, CreatedToken, FillPool, MigrateFleet, Plan, PoolCount, PoolFilled,
     SpaceResult, Token,
 };
-use tenantry_api_types::requests::{CreateTenant, SetDomains};
+use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains};
 use tenantry_api_types::responses::{
     Accepted, Domains, Event, EventPage, Operation, ProvisionPlan, Region, Shard, Tenant,
     TenantPage, TenantStats, TenantStorage, Transition,
@@ -301,6 +301,15 @@ impl Backend for Remote {
 
     async fn domains(&self, slug: &str) -> Result<Domains> {
         Ok(self.get(self.url(&["tenants", slug, "domains"])).await?)
+    }
+
+    async fn request_move(&self, slug: &str, req: MoveTenant) -> Result<Operation> {
+        let body = serde_json::to_value(&req).expect("request bodies serialise");
+        let url = self.url(&["tenants", slug, "move"]);
+        let (_, accepted): (_, Accepted) = self.call(Method::POST, url, Some(body)).await?;
+        Ok(self
+            .get(self.url(&["operations", &accepted.operation_id.to_string()]))
+            .await?)
     }
 
     async fn stats(&self, slug: &str, refresh: bool) -> Result<TenantStats> {

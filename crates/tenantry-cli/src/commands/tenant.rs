@@ -8,7 +8,7 @@ use crate::output::{emit, or_dash, table};
 use crate::progress::StepProgress;
 use anyhow::Result;
 use serde::Serialize;
-use tenantry_api_types::requests::{CreateTenant, SetDomains};
+use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains};
 use tenantry_api_types::responses::{Tenant, TenantStorage};
 use tenantry_catalog::model::OperationKind;
 
@@ -25,7 +25,7 @@ pub async fn run(cli: &Cli, cmd: &TenantCommand) -> Result<()> {
         TenantCommand::Delete(a) => change(cli, b, &a.slug, OperationKind::Delete).await,
         TenantCommand::Domains(a) => domains(cli, b, a).await,
         TenantCommand::Stats(a) => stats(cli, b, a).await,
-        TenantCommand::Move(a) => move_tenant(cli, a).await,
+        TenantCommand::Move(a) => move_tenant(cli, b, a).await,
     }
 }
 
@@ -113,38 +113,33 @@ async fn domains(cli: &Cli, b: &dyn Backend, args: &DomainsArgs) -> Result<()> {
     Ok(())
 }
 
-/// `tenant move SLUG --to I [--shard S]` or `--complete`: runs here, with a progress bar.
-async fn move_tenant(cli: &Cli, args: &MoveArgs) -> Result<()> {
-    crate::backend::local_only(cli, "tenant move")?;
-    let orch = crate::context::open(cli).await?;
-    let actor = crate::context::actor();
-    let (_, op) = match args.to {
-        _ if args.complete => orch.request_move_complete(&args.slug, &actor).await?,
-        _ if args.rollback => orch.request_move_rollback(&args.slug, &actor).await?,
-        Some(to) => {
-            orch.request_move(&args.slug, to, args.shard.as_deref(), &actor)
-                .await?
-        }
-        None => unreachable!("clap requires --to, --complete or --rollback"),
+/// `tenant move SLUG --to I [--shard S]`, `--complete` or `--rollback`, followed to its end with
+/// a progress bar.
+async fn move_tenant(cli: &Cli, b: &dyn Backend, args: &MoveArgs) -> Result<()> {
+    let req = MoveTenant {
+        to: args.to.map(|i| i.to_string()),
+        shard: args.shard.clone(),
+        complete: args.complete,
+        rollback: args.rollback,
     };
-    let progress = StepProgress::new(format!("{} {}", op.kind, args.slug), op.steps.len());
-    let result = orch.run_or_follow(op.id, &progress).await;
+    let op = b.request_move(&args.slug, req).await?;
+    let progress = StepProgress::new(format!("{} {}", op.kind, args.slug), op.steps_total);
+    let result = b.wait(&op, &progress).await;
     progress.finish();
     let op = result?;
-    let tenant = orch.catalog().tenant_by_slug(&args.slug).await?;
+    let tenant = b.tenant(&args.slug).await?;
     let value = serde_json::json!({
         "operation": op.id, "kind": op.kind, "state": op.state,
         "isolation": tenant.isolation, "shard": tenant.shard, "epoch": tenant.epoch,
-        "copied_rows": op.params["copied"],
     });
     emit(cli.output, &value, |_| {
         println!(
             "{} now lives in {} isolation on {} (epoch {}).",
             args.slug, tenant.isolation, tenant.shard, tenant.epoch
         );
-        if op.kind == tenantry_catalog::model::OperationKind::Move {
+        if op.kind == "move" {
             println!(
-                "Its old place is kept and refuses its writes; `tenantry tenant move {} --complete` removes it.",
+                "Its old place is kept and refuses its writes; `tenantry tenant move {0} --complete` removes it, `--rollback` goes back.",
                 args.slug
             );
         }
