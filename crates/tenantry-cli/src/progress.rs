@@ -15,6 +15,9 @@ pub struct StepProgress {
     label: String,
     /// Steps already reported by [`StepProgress::observe`].
     seen: AtomicUsize,
+    /// When a step that works through rows reported first, and the tenth it last printed (no
+    /// terminal: a line per tenth).
+    rows: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 impl StepProgress {
@@ -36,6 +39,7 @@ impl StepProgress {
             bar,
             label,
             seen: AtomicUsize::new(0),
+            rows: std::sync::Mutex::new(None),
         }
     }
 
@@ -113,6 +117,26 @@ impl Progress for StepProgress {
             "{} {name}: attempt {attempt} failed, retrying: {error}",
             self.label
         ));
+    }
+
+    fn rows(&self, _op: &Operation, step: &str, done: u64, total: u64) {
+        let mut rows = self.rows.lock().expect("row progress");
+        let (started, printed) = rows.get_or_insert((std::time::Instant::now(), 0));
+        let elapsed = started.elapsed().as_secs_f64();
+        let eta = (done > 0 && elapsed > 0.0)
+            .then(|| (total.saturating_sub(done)) as f64 * elapsed / done as f64)
+            .map_or_else(|| "?".to_owned(), |s| format!("{s:.0} s"));
+        let text = format!("{step}: {done}/{total} rows, ETA {eta}");
+        match &self.bar {
+            Some(bar) => bar.set_message(text),
+            None => {
+                let tenth = (done * 10).checked_div(total).unwrap_or(10);
+                if tenth > *printed {
+                    *printed = tenth;
+                    eprintln!("{} {text}", self.label);
+                }
+            }
+        }
     }
 
     fn rolling_back(&self, _op: &Operation, step: &str, error: &str) {

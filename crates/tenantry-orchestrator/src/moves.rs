@@ -293,6 +293,7 @@ impl Orchestrator {
         op: &Operation,
         idx: i64,
         name: &str,
+        progress: &dyn crate::runner::Progress,
     ) -> std::result::Result<bool, StepError> {
         let plan = MovePlan::of(op)?;
         let (source_driver, target_driver) =
@@ -321,7 +322,7 @@ impl Orchestrator {
                     .start_capture(&plan.source, op.tenant_id)
                     .await?;
             }
-            (OperationKind::Move, "copy") => self.copy(op, route).await?,
+            (OperationKind::Move, "copy") => self.copy(op, route, progress).await?,
             (OperationKind::Move, "catch_up") => {
                 let tables = source_driver.move_tables(&plan.source).await?;
                 while source_driver
@@ -410,22 +411,28 @@ impl Orchestrator {
         Ok(false)
     }
 
-    /// Copies every table, resuming each from the last key recorded in the operation.
+    /// Copies every table, resuming each from the last key recorded in the operation, and
+    /// reports the rows copied of the tenant's rows at the start.
     async fn copy(
         &self,
         op: &Operation,
         route: MoveRoute<'_>,
+        progress: &dyn crate::runner::Progress,
     ) -> std::result::Result<(), StepError> {
         let source_driver = self.pg(&route.source.shard)?;
         let tables = source_driver.move_tables(route.source).await?;
         // The recorded progress, re-read: this step may be a resumed one.
         let mut params = self.catalog.operation(op.id).await?.params;
+        let total = source_driver
+            .count_rows(route.source, route.tenant, &tables)
+            .await?;
+        params["total"] = json!(total);
         for table in &tables {
-            let progress = &params["copy"][&table.name];
-            if progress == &json!("done") {
+            let copied_to = &params["copy"][&table.name];
+            if copied_to == &json!("done") {
                 continue;
             }
-            let mut after = (!progress.is_null()).then(|| progress.clone());
+            let mut after = (!copied_to.is_null()).then(|| copied_to.clone());
             loop {
                 let (n, last) = source_driver
                     .copy_batch(route, table, after.as_ref(), COPY_BATCH)
@@ -437,6 +444,7 @@ impl Orchestrator {
                 let copied = params["copied"].as_i64().unwrap_or(0) + n as i64;
                 params["copied"] = json!(copied);
                 self.catalog.set_operation_params(op.id, &params).await?;
+                progress.rows(op, "copy", copied as u64, total.max(copied) as u64);
                 match last {
                     Some(key) => after = Some(key),
                     None => break,

@@ -48,6 +48,8 @@ pub trait Progress: Send + Sync {
     fn step_finished(&self, _op: &Operation, _idx: usize, _name: &str, _took: Duration) {}
     fn step_retrying(&self, _name: &str, _attempt: u32, _error: &str) {}
     fn rolling_back(&self, _op: &Operation, _step: &str, _error: &str) {}
+    /// A step that works through rows (a move's copy) has done `done` of `total`.
+    fn rows(&self, _op: &Operation, _step: &str, _done: u64, _total: u64) {}
 }
 
 /// Progress nobody watches.
@@ -230,7 +232,7 @@ impl Orchestrator {
             self.catalog
                 .set_step_state(op.id, idx, StepState::Running, None)
                 .await?;
-            match self.run_step(op, idx, name).await {
+            match self.run_step(op, idx, name, progress).await {
                 Ok(checkpointed) => break checkpointed,
                 Err(e) if e.transient && attempt < MAX_ATTEMPTS => {
                     tracing::warn!(attempt, error = %e.message, "transient failure; retrying");

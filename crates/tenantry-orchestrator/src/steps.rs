@@ -107,6 +107,7 @@ impl Orchestrator {
         op: &Operation,
         idx: i64,
         name: &str,
+        progress: &dyn crate::runner::Progress,
     ) -> Result<bool, StepError> {
         if op.kind.is_infrastructure() {
             self.run_infra_step(op, name).await?;
@@ -116,7 +117,7 @@ impl Orchestrator {
             op.kind,
             OperationKind::Move | OperationKind::MoveComplete | OperationKind::MoveRollback
         ) {
-            return self.run_move_step(op, idx, name).await;
+            return self.run_move_step(op, idx, name, progress).await;
         }
         let t = self.catalog.tenant(op.tenant_id).await?;
         match name {

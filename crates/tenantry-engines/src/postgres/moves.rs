@@ -357,6 +357,29 @@ impl PgSpaces {
         Ok(applied.len())
     }
 
+    /// The tenant's rows in all of `tables`.
+    pub async fn count_rows(
+        &self,
+        space: &Space,
+        tenant: TenantId,
+        tables: &[MoveTable],
+    ) -> Result<i64> {
+        let mut conn = self.open_space(space).await?;
+        let mut total = 0;
+        for table in tables {
+            let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT count(*) FROM {} WHERE tenant_id = $1",
+                quote(&table.name)?
+            )))
+            .bind(tenant.to_string())
+            .fetch_one(&mut *conn)
+            .await?;
+            total += n;
+        }
+        self.release_space(space, conn).await;
+        Ok(total)
+    }
+
     /// Per table, the tenant's row count and an order-independent checksum of its rows.
     pub async fn checksums(
         &self,
