@@ -134,3 +134,19 @@ pub struct CreatedToken {
     pub name: String,
     pub scope: String,
 }
+
+/// A tenant past a growth threshold, and the move it is advised (`GET /api/v1/placement/recommendations`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PlacementAdvice {
+    pub slug: String,
+    pub isolation: String,
+    /// The isolation it is advised to move to.
+    pub advised: String,
+    /// The figure that crossed a threshold, e.g. `12000 customers ≥ 10000`.
+    pub reason: String,
+    /// Rows over all its tables, and its data's size, as last collected.
+    pub rows: i64,
+    pub size_bytes: i64,
+    /// The command that makes the move.
+    pub command: String,
+}

@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/operations", get(operations::list))
         .route("/operations/{id}", get(operations::show))
         .route("/plans", get(plans::list))
+        .route("/placement/recommendations", get(plans::recommendations))
         .route("/tenants/{slug}/storage", get(storage::show))
         .route("/tenants/{slug}/domains", get(domains::show))
         .route("/tenants/{slug}/stats", get(storage::stats))

@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::domains::set,
         crate::routes::domains::resolve,
         crate::routes::plans::list,
+        crate::routes::plans::recommendations,
         crate::routes::shard_admin::add,
         crate::routes::shard_admin::drain,
         crate::routes::shard_admin::activate,

@@ -4,7 +4,7 @@
 //! prints on the catalog.
 
 use crate::convert;
-use tenantry_api_types::admin::Plan;
+use tenantry_api_types::admin::{self, Plan};
 use tenantry_api_types::responses::{Region, Shard, TenantStorage};
 use tenantry_catalog::model::{self, TenantFilter};
 use tenantry_core::config::Config;
@@ -82,4 +82,28 @@ pub async fn storage(
         bytes: usage.bytes,
         quota_mb: orch.config().plan(&tenant.plan).map(|p| p.storage_quota_mb),
     })
+}
+
+/// Tenants past a growth threshold, with the move each is advised.
+pub async fn placement_advice(
+    orch: &Orchestrator,
+    refresh: bool,
+) -> Result<Vec<admin::PlacementAdvice>, OrchestratorError> {
+    Ok(orch
+        .placement_advice(refresh)
+        .await?
+        .into_iter()
+        .map(|a| admin::PlacementAdvice {
+            command: format!(
+                "tenantry tenant move {} --to {}",
+                a.tenant.slug, a.recommendation.to
+            ),
+            slug: a.tenant.slug,
+            isolation: a.tenant.isolation.to_string(),
+            advised: a.recommendation.to.to_string(),
+            reason: a.recommendation.reason,
+            rows: a.stats.rows.values().sum(),
+            size_bytes: a.stats.size_bytes,
+        })
+        .collect())
 }

@@ -90,4 +90,22 @@ async fn tenants_past_a_growth_threshold_are_advised_a_move_unless_pinned() {
         advice[0]["command"],
         "tenantry tenant move acme --to schema"
     );
+
+    // The same advice through the API.
+    let server = common::server::Server::start(&env, &[]);
+    let token = env.json(&["token", "create", "--scope", "reader", "--name", "planner"]);
+    let out = env
+        .command()
+        .args(["--server", &server.base, "--token"])
+        .arg(token["token"].as_str().unwrap())
+        .args(["placement", "recommend", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let remote: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(remote.as_array().unwrap(), advice);
 }

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use tenantry_api::routes::events::DeadLetter;
 use tenantry_api::{Scope, convert, views};
 use tenantry_api_types::admin::{
-    AddShard, CreatedToken, MigrateFleet, Plan, PoolCount, PoolFilled, SpaceResult, Token,
+    AddShard, CreatedToken, MigrateFleet, PlacementAdvice, Plan, PoolCount, PoolFilled,
+    SpaceResult, Token,
 };
 use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains};
 use tenantry_api_types::responses::{
@@ -89,6 +90,10 @@ impl FleetProgress for FleetCounter<'_> {
 impl Backend for Local {
     async fn plans(&self) -> Result<Vec<Plan>> {
         Ok(views::plans(self.orch.config()))
+    }
+
+    async fn placement_advice(&self, refresh: bool) -> Result<Vec<PlacementAdvice>> {
+        Ok(views::placement_advice(&self.orch, refresh).await?)
     }
 
     async fn regions(&self) -> Result<Vec<Region>> {

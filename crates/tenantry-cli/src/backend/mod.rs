@@ -17,7 +17,8 @@ use anyhow::Result;
 use async_trait::async_trait;
 use tenantry_api::routes::events::DeadLetter;
 use tenantry_api_types::admin::{
-    AddShard, CreatedToken, MigrateFleet, Plan, PoolCount, PoolFilled, SpaceResult, Token,
+    AddShard, CreatedToken, MigrateFleet, PlacementAdvice, Plan, PoolCount, PoolFilled,
+    SpaceResult, Token,
 };
 use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains};
 use tenantry_api_types::responses::{
@@ -51,6 +52,8 @@ pub trait Counter: Send + Sync {
 #[async_trait]
 pub trait Backend: Send + Sync {
     async fn plans(&self) -> Result<Vec<Plan>>;
+    /// Tenants past a growth threshold, with the move each is advised.
+    async fn placement_advice(&self, refresh: bool) -> Result<Vec<PlacementAdvice>>;
     async fn regions(&self) -> Result<Vec<Region>>;
     async fn shards(&self) -> Result<Vec<Shard>>;
     async fn add_shard(&self, shard: AddShard) -> Result<Shard>;

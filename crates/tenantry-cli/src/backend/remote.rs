@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use std::time::Duration;
 use tenantry_api::routes::events::DeadLetter;
 use tenantry_api_types::admin::{
-    AddShard, CreateToken, CreatedToken, FillPool, MigrateFleet, Plan, PoolCount, PoolFilled,
-    SpaceResult, Token,
+    AddShard, CreateToken, CreatedToken, FillPool, MigrateFleet, PlacementAdvice, Plan, PoolCount,
+    PoolFilled, SpaceResult, Token,
 };
 use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains};
 use tenantry_api_types::responses::{
@@ -188,6 +188,14 @@ impl Remote {
 impl Backend for Remote {
     async fn plans(&self) -> Result<Vec<Plan>> {
         Ok(self.get(self.url(&["plans"])).await?)
+    }
+
+    async fn placement_advice(&self, refresh: bool) -> Result<Vec<PlacementAdvice>> {
+        let mut url = self.url(&["placement", "recommendations"]);
+        if refresh {
+            url.query_pairs_mut().append_pair("refresh", "true");
+        }
+        Ok(self.get(url).await?)
     }
 
     async fn regions(&self) -> Result<Vec<Region>> {

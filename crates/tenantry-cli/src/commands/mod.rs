@@ -34,10 +34,7 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Command::Shard(cmd) => shard::run(cli, cmd).await,
         Command::Pool(cmd) => pool::run(cli, cmd).await,
         Command::Migrate(args) => migrate::run(cli, args).await,
-        Command::Placement(cmd) => {
-            local_only(cli, "placement")?;
-            placement::run(cli, cmd).await
-        }
+        Command::Placement(cmd) => placement::run(cli, cmd).await,
         Command::Reconcile(args) => {
             local_only(cli, "reconcile")?;
             reconcile::run(cli, args).await
