@@ -78,6 +78,17 @@ pub struct Relocation {
     pub isolation: tenantry_core::Isolation,
 }
 
+impl Relocation {
+    /// A move into `space`: its shard and isolation are the space's.
+    pub fn to(space: &Space) -> Self {
+        Self {
+            space: space.clone(),
+            shard: space.shard.clone(),
+            isolation: space.kind,
+        }
+    }
+}
+
 /// Who changed what, and why: the context of a transition, kept in the audit table.
 #[derive(Debug, Clone)]
 pub struct Cause {

@@ -340,11 +340,7 @@ impl Orchestrator {
                 details["paused_ms"] = json!(self.switch(route).await?);
                 // The old place refuses the tenant's writes from now on; then the catalog
                 // points at the new one (a crash between the two runs the step again).
-                let there = Relocation {
-                    space: plan.target.clone(),
-                    shard: plan.target.shard.clone(),
-                    isolation: plan.target.kind,
-                };
+                let there = Relocation::to(&plan.target);
                 self.milestone(op, idx, Some(there), EventType::TenantMoved, details)
                     .await?;
                 return Ok(true);
@@ -369,11 +365,7 @@ impl Orchestrator {
                     to: source_driver,
                     target: &plan.source,
                 };
-                let home = Relocation {
-                    space: plan.source.clone(),
-                    shard: plan.source.shard.clone(),
-                    isolation: plan.source.kind,
-                };
+                let home = Relocation::to(&plan.source);
                 let mut details = details;
                 details["paused_ms"] = json!(self.switch(back).await?);
                 // The new place refuses the tenant's writes now; the old one takes them again,
