@@ -20,6 +20,14 @@ impl TenantId {
     pub fn simple(&self) -> String {
         self.0.simple().to_string()
     }
+
+    /// The prefix of every key the tenant's code keeps in a shared key-value store (Redis):
+    /// queues, caches and locks of two tenants never share a name, whatever names their code
+    /// gives them. Dedicated compute receives it as `REDIS_PREFIX`; the router gives it with
+    /// every request of a shared tenant.
+    pub fn key_prefix(&self) -> String {
+        format!("tenantry:{}:", self.simple())
+    }
 }
 
 impl fmt::Display for TenantId {

@@ -49,7 +49,31 @@ pub struct Credentials {
     pub password: secrecy::SecretString,
 }
 
+/// The catalog secret (`CatalogStore::secret`) under which a tenant's database credentials are
+/// kept, sealed for the tenant's id.
+pub const DATABASE_SECRET: &str = "database";
+
 impl Credentials {
+    /// Opens credentials sealed by [`Credentials::seal`] for `owner`.
+    pub fn open(
+        key: &tenantry_core::secrets::MasterKey,
+        owner: &str,
+        sealed: &[u8],
+    ) -> std::result::Result<Self, tenantry_core::secrets::SecretError> {
+        #[derive(serde::Deserialize)]
+        struct Sealed {
+            role: String,
+            password: String,
+        }
+        let plain = key.open(owner, sealed)?;
+        let Sealed { role, password } = serde_json::from_slice(&plain)
+            .map_err(|_| tenantry_core::secrets::SecretError::Unsealable)?;
+        Ok(Self {
+            role,
+            password: password.into(),
+        })
+    }
+
     /// The credentials sealed with the master key for `owner` (a tenant's id, or a pooled
     /// database's name): the only form in which they are stored or sent anywhere.
     pub fn seal(&self, key: &tenantry_core::secrets::MasterKey, owner: &str) -> Vec<u8> {

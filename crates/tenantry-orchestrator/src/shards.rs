@@ -9,8 +9,7 @@ use tenantry_core::shard::ShardState;
 use tenantry_core::{Engine, TenantId};
 use tenantry_engines::driver::Credentials;
 
-/// The name under which a tenant's database credentials are kept in the catalog.
-pub const DATABASE_SECRET: &str = "database";
+pub use tenantry_engines::driver::DATABASE_SECRET;
 
 impl Orchestrator {
     /// Registers a shard at run time, after checking it the way the configuration would be.
