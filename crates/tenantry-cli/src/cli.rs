@@ -94,6 +94,9 @@ pub enum Command {
     /// Serve as a region's data plane: create and migrate new tenants' spaces when the control
     /// plane asks (regions.<name>.data_plane), signed with TENANTRY_DATA_PLANE_SECRET
     DataPlane(DataPlaneArgs),
+    /// Serve the storefront sample application for the fleet's tenants through the tenant
+    /// router (tenant by Host or X-Tenant), optionally as its region's data plane too
+    Storefront(StorefrontArgs),
 }
 
 #[derive(Debug, Args)]
@@ -380,6 +383,33 @@ pub struct DataPlaneArgs {
     /// Serve only this region's shards [default: every shard of the configuration]
     #[arg(long)]
     pub region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StorefrontArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8070")]
+    pub listen: String,
+    /// Redis for the per-tenant job queues [env: REDIS_URL]; without it the queues answer 501
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// Serve this tenant only (id or slug), whatever a request names: a dedicated tenant's
+    /// own compute
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// Also serve as the data plane (POST /internal/database/initialize) of --region's shards,
+    /// signed with TENANTRY_DATA_PLANE_SECRET
+    #[arg(long)]
+    pub data_plane: bool,
+    /// The region whose data plane this is [default: every shard of the configuration]
+    #[arg(long, requires = "data_plane")]
+    pub region: Option<String>,
+    /// Connections open at most into tenants' own databases, over all of them
+    #[arg(long, default_value_t = 50)]
+    pub max_tenant_connections: usize,
+    /// Connections of each shared database's pool
+    #[arg(long, default_value_t = 10)]
+    pub shared_connections: u32,
 }
 
 #[derive(Debug, Args)]

@@ -14,40 +14,67 @@ use tenantry_dataplane::signature::{SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER};
 
 const SECRET: &str = "a-data-plane-secret-of-at-least-32-chars";
 
-/// A `tenantry data-plane` on a free port, stopped when dropped.
+/// What serves as the region's data plane.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// `tenantry data-plane`: the endpoint alone.
+    DataPlane,
+    /// `tenantry storefront --data-plane`: the application, which also sets up new tenants.
+    Storefront,
+}
+
+/// A data plane on a free port, stopped when dropped.
 struct DataPlane {
     child: Child,
     base: String,
 }
 
 impl DataPlane {
-    fn start(env: &Env) -> DataPlane {
+    fn start(env: &Env, kind: Kind) -> DataPlane {
+        let (args, ready): (&[&str], _) = match kind {
+            Kind::DataPlane => (&["data-plane"], "tenantry data plane on "),
+            Kind::Storefront => (&["storefront", "--data-plane"], "tenantry storefront on "),
+        };
         let mut child = env
             .command_std()
-            .args([
-                "data-plane",
-                "--listen",
-                "127.0.0.1:0",
-                "--region",
-                "eu-west",
-            ])
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--region", "eu-west"])
             .env("TENANTRY_DATA_PLANE_SECRET", SECRET)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start tenantry data-plane");
+            .expect("start the data plane");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let base = loop {
             let line = lines
                 .next()
                 .expect("the data plane printed its address")
                 .unwrap();
-            if let Some(rest) = line.strip_prefix("tenantry data plane on ") {
+            if let Some(rest) = line.strip_prefix(ready) {
                 break rest.split_whitespace().next().unwrap().to_owned();
             }
         };
         std::thread::spawn(move || for _ in lines {});
         DataPlane { child, base }
+    }
+
+    /// As the storefront: a request of `tenant`'s, answered with its status and body.
+    async fn shop(
+        &self,
+        tenant: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .header("x-tenant", tenant);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.json().await.unwrap_or(Value::Null))
     }
 }
 
@@ -107,8 +134,37 @@ async fn post(
 
 #[tokio::test]
 async fn a_region_with_a_data_plane_has_it_set_up_new_tenants() {
+    sets_up_new_tenants(Kind::DataPlane).await;
+}
+
+#[tokio::test]
+async fn a_storefront_started_as_the_data_plane_sets_up_new_tenants_and_serves_them() {
+    let (env, plane) = sets_up_new_tenants(Kind::Storefront).await;
+    let customer = json!({ "email": "wile@acme.example" });
+    let (status, body) = plane
+        .shop("acme", reqwest::Method::POST, "/customers", Some(customer))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, summary) = plane
+        .shop("acme", reqwest::Method::GET, "/summary", None)
+        .await;
+    assert_eq!(
+        (status, summary["customers"].as_i64()),
+        (200, Some(1)),
+        "{summary}"
+    );
+    // The tenant whose set-up was refused has nothing to serve.
+    let (status, body) = plane
+        .shop("initech", reqwest::Method::GET, "/summary", None)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    drop(env);
+}
+
+/// Provisions a tenant whose set-up `kind` refuses (a foreign signature) and one it does.
+async fn sets_up_new_tenants(kind: Kind) -> (Env, DataPlane) {
     let env = make_test_env();
-    let plane = DataPlane::start(&env);
+    let plane = DataPlane::start(&env, kind);
     delegate(&env, &plane.base);
 
     // Signed with another secret: the data plane refuses, provisioning fails and says why.
@@ -155,12 +211,22 @@ async fn a_region_with_a_data_plane_has_it_set_up_new_tenants() {
     // The steps ran; `migrate` found the data plane's work done.
     let ops = env.json(&["ops", "list", "--tenant", "acme"]);
     assert_eq!(ops[0]["state"], "succeeded", "{ops:#}");
+    (env, plane)
 }
 
 #[tokio::test]
 async fn unsigned_foreign_stale_or_replayed_calls_are_refused_and_create_nothing() {
+    refuses_what_is_not_signed(Kind::DataPlane).await;
+}
+
+#[tokio::test]
+async fn a_storefront_as_data_plane_refuses_what_is_not_signed_and_creates_nothing() {
+    refuses_what_is_not_signed(Kind::Storefront).await;
+}
+
+async fn refuses_what_is_not_signed(kind: Kind) {
     let env = make_test_env();
-    let plane = DataPlane::start(&env);
+    let plane = DataPlane::start(&env, kind);
     let signer = Signer::new(SecretString::from(SECRET.to_owned())).unwrap();
     let foreign = Signer::new(SecretString::from("x".repeat(40))).unwrap();
     let now = chrono::Utc::now().timestamp();
@@ -231,7 +297,7 @@ async fn a_dedicated_postgres_database_comes_back_with_sealed_credentials_that_w
         return;
     };
     let env = make_test_env_with(&["--postgres", &server.url]);
-    let plane = DataPlane::start(&env);
+    let plane = DataPlane::start(&env, Kind::DataPlane);
     delegate(&env, &plane.base);
     let out = env
         .command()
@@ -284,4 +350,49 @@ async fn a_dedicated_postgres_database_comes_back_with_sealed_credentials_that_w
         .unwrap();
     assert_eq!(settings, 1);
     conn.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storefront_data_plane_on_postgres_sets_up_a_dedicated_tenant_and_serves_it_beside_a_shared_one()
+ {
+    let Some(server) = tenantry_testkit::postgres::TestServer::start().await else {
+        return;
+    };
+    let env = make_test_env_with(&["--postgres", &server.url]);
+    let plane = DataPlane::start(&env, Kind::Storefront);
+    delegate(&env, &plane.base);
+    for (slug, plan) in [("globex", "premium"), ("hooli", "standard")] {
+        let out = env
+            .command()
+            .args([
+                "tenant", "create", slug, "--plan", plan, "--region", "eu-west",
+            ])
+            .env("TENANTRY_DATA_PLANE_SECRET", SECRET)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    assert_eq!(env.show("globex")["isolation"], "database");
+    assert_eq!(env.show("hooli")["isolation"], "shared");
+    // The storefront reaches the dedicated database with the tenant's own sealed credentials,
+    // and the shared one under row-level security; each sees its own customer only.
+    for slug in ["globex", "hooli"] {
+        let customer = json!({ "email": format!("first@{slug}.example") });
+        let (status, body) = plane
+            .shop(slug, reqwest::Method::POST, "/customers", Some(customer))
+            .await;
+        assert_eq!(status, 201, "{slug}: {body}");
+    }
+    for slug in ["globex", "hooli"] {
+        let (_, customers) = plane
+            .shop(slug, reqwest::Method::GET, "/customers", None)
+            .await;
+        let emails: Vec<&str> = customers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["email"].as_str().unwrap())
+            .collect();
+        assert_eq!(emails, [format!("first@{slug}.example")], "{slug}");
+    }
 }

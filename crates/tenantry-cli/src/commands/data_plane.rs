@@ -8,6 +8,7 @@ use crate::cli::{Cli, DataPlaneArgs};
 use crate::context::load_config;
 use anyhow::{Context, Result, bail};
 use secrecy::SecretString;
+use tenantry_core::config::Config;
 use tenantry_dataplane::signature::DEFAULT_WINDOW_SECS;
 use tenantry_dataplane::{DataPlane, SECRET_ENV, Verifier};
 use tenantry_engines::driver::ShardTarget;
@@ -15,43 +16,7 @@ use tenantry_engines::{Application, Spaces};
 
 pub async fn run(cli: &Cli, args: &DataPlaneArgs) -> Result<()> {
     let config = load_config(cli)?;
-    let Ok(secret) = std::env::var(SECRET_ENV) else {
-        bail!(
-            "{SECRET_ENV} is not set: set it to the secret the control plane signs with (at least 32 characters, e.g. `openssl rand -hex 32`)"
-        );
-    };
-    let verifier = Verifier::new(SecretString::from(secret), DEFAULT_WINDOW_SECS)
-        .with_context(|| SECRET_ENV)?;
-    let Some(master_key) = tenantry_orchestrator::service::load_master_key(&config)? else {
-        bail!(
-            "no master key to seal tenants' credentials with: set TENANTRY_MASTER_KEY or secrets.master_key_file, the control plane's own"
-        );
-    };
-    let shards: Vec<ShardTarget> = config
-        .shards
-        .iter()
-        .filter(|s| args.region.as_ref().is_none_or(|r| &s.region == r))
-        .map(|s| ShardTarget {
-            name: s.name.clone(),
-            engine: s.engine,
-            directory: s.directory.clone(),
-            url: s.url.clone(),
-            shared_database: config.shared_database(&s.region),
-        })
-        .collect();
-    if shards.is_empty() {
-        bail!(
-            "no shard to serve: the configuration has none in region {:?}",
-            args.region.as_deref().unwrap_or_default()
-        );
-    }
-    let names: Vec<String> = shards.iter().map(|s| s.name.clone()).collect();
-    let app = Application::new(&config.application.migrations, &config.application.seeds);
-    let plane = DataPlane {
-        spaces: Spaces::new(&app, shards)?,
-        master_key,
-        verifier,
-    };
+    let (plane, names) = build(&config, args.region.as_deref())?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -65,4 +30,46 @@ pub async fn run(cli: &Cli, args: &DataPlaneArgs) -> Result<()> {
         .with_graceful_shutdown(super::serve::shutdown_signal())
         .await
         .context("serving HTTP")
+}
+
+/// The data plane of `region`'s shards (every shard's without one), and the shards' names.
+pub(crate) fn build(config: &Config, region: Option<&str>) -> Result<(DataPlane, Vec<String>)> {
+    let Ok(secret) = std::env::var(SECRET_ENV) else {
+        bail!(
+            "{SECRET_ENV} is not set: set it to the secret the control plane signs with (at least 32 characters, e.g. `openssl rand -hex 32`)"
+        );
+    };
+    let verifier = Verifier::new(SecretString::from(secret), DEFAULT_WINDOW_SECS)
+        .with_context(|| SECRET_ENV)?;
+    let Some(master_key) = tenantry_orchestrator::service::load_master_key(config)? else {
+        bail!(
+            "no master key to seal tenants' credentials with: set TENANTRY_MASTER_KEY or secrets.master_key_file, the control plane's own"
+        );
+    };
+    let shards: Vec<ShardTarget> = config
+        .shards
+        .iter()
+        .filter(|s| region.is_none_or(|r| s.region == r))
+        .map(|s| ShardTarget {
+            name: s.name.clone(),
+            engine: s.engine,
+            directory: s.directory.clone(),
+            url: s.url.clone(),
+            shared_database: config.shared_database(&s.region),
+        })
+        .collect();
+    if shards.is_empty() {
+        bail!(
+            "no shard to serve: the configuration has none in region {:?}",
+            region.unwrap_or_default()
+        );
+    }
+    let names = shards.iter().map(|s| s.name.clone()).collect();
+    let app = Application::new(&config.application.migrations, &config.application.seeds);
+    let plane = DataPlane {
+        spaces: Spaces::new(&app, shards)?,
+        master_key,
+        verifier,
+    };
+    Ok((plane, names))
 }

@@ -11,6 +11,7 @@ mod pool;
 mod reconcile;
 mod serve;
 mod shard;
+mod storefront;
 mod tenant;
 mod token;
 
@@ -47,6 +48,10 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Command::DataPlane(args) => {
             local_only(cli, "data-plane")?;
             data_plane::run(cli, args).await
+        }
+        Command::Storefront(args) => {
+            local_only(cli, "storefront")?;
+            storefront::run(cli, args).await
         }
         Command::Openapi => {
             local_only(cli, "openapi")?;

@@ -1,0 +1,71 @@
+//! `tenantry storefront`: the sample application served for the fleet's tenants, every request
+//! routed to its tenant's data by the tenant router — the service dedicated tenants' compute
+//! runs (pinned with `--tenant`), and, with `--data-plane`, the region's data plane as well, so
+//! that one process both sets up a region's new tenants and serves them.
+
+use crate::cli::{Cli, StorefrontArgs};
+use crate::context::load_config;
+use anyhow::{Context, Result};
+use secrecy::SecretString;
+use tenantry_router::{Router, RouterOptions, TenantKey};
+use tenantry_storefront::Storefront;
+
+/// The environment variable with the password of the application role, where servers ask for one.
+pub const APP_PASSWORD_ENV: &str = "TENANTRY_APP_PASSWORD";
+
+pub async fn run(cli: &Cli, args: &StorefrontArgs) -> Result<()> {
+    let config = load_config(cli)?;
+    let catalog = tenantry_catalog::open(&config.catalog.url)
+        .await
+        .context("opening the catalog")?;
+    let router = Router::new(
+        catalog,
+        RouterOptions {
+            master_key: tenantry_orchestrator::service::load_master_key(&config)?,
+            app_password: std::env::var(APP_PASSWORD_ENV).ok().map(SecretString::from),
+            shared_connections: args.shared_connections,
+            max_tenant_connections: args.max_tenant_connections,
+            ..RouterOptions::default()
+        },
+    );
+    let redis = match args
+        .redis
+        .clone()
+        .or_else(|| std::env::var("REDIS_URL").ok())
+    {
+        Some(url) => {
+            let client = redis::Client::open(url.as_str()).with_context(|| {
+                format!("--redis {url:?} is not a Redis URL (redis://HOST:PORT)")
+            })?;
+            Some(
+                client
+                    .get_connection_manager()
+                    .await
+                    .with_context(|| format!("connecting to Redis at {url}"))?,
+            )
+        }
+        None => None,
+    };
+    let pinned = args.tenant.as_deref().map(TenantKey::parse);
+    let mut app = Storefront::new(router.clone(), redis, pinned).routes();
+    let mut roles = vec!["storefront".to_owned()];
+    if args.data_plane {
+        let (plane, shards) = super::data_plane::build(&config, args.region.as_deref())?;
+        app = app.merge(plane.router());
+        roles.push(format!("data plane for shards {}", shards.join(", ")));
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "tenantry storefront on http://{addr} ({}); Ctrl-C to stop",
+        roles.join(", ")
+    );
+    tracing::info!(%addr, roles = ?roles, "storefront serving");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(super::serve::shutdown_signal())
+        .await;
+    router.close().await;
+    served.context("serving HTTP")
+}
