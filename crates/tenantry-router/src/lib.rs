@@ -179,13 +179,10 @@ impl Router {
         let mut attempts = 0;
         let scoped = loop {
             let opened = match self.pool(&tenant, &space).await? {
-                Pool::Postgres(pool) => match pool.begin().await {
-                    Ok(mut tx) => {
-                        tx::scope_postgres(&mut tx, tenant.id, &search_path).await?;
-                        Ok(Scoped::Postgres(tx))
-                    }
-                    Err(e) => Err(e),
-                },
+                Pool::Postgres(pool) => pool
+                    .begin_with(tx::begin_postgres(tenant.id, &search_path))
+                    .await
+                    .map(Scoped::Postgres),
                 Pool::Sqlite(pool) => pool.begin().await.map(Scoped::Sqlite),
             };
             match opened {

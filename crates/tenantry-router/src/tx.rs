@@ -2,9 +2,9 @@
 //!
 //! The scope is set inside the transaction and ends with it, so a pooled connection never
 //! carries one tenant's scope to its next user:
-//! - PostgreSQL: `set_config('tenantry.tenant_id', id, true)` — the setting row-level security
-//!   checks in the shared database — and `set_config('search_path', schema, true)`, the tenant's
-//!   schema or `public`. Both are transaction-local (`is_local = true`, like `SET LOCAL`), in every
+//! - PostgreSQL: `SET LOCAL tenantry.tenant_id = 'id'` — the setting row-level security checks
+//!   in the shared database — and `SET LOCAL search_path = schema`, the tenant's schema or
+//!   `public`, sent with the `BEGIN` in one round trip. Both end with the transaction, in every
 //!   isolation, so the same application SQL works unchanged in all three.
 //! - SQLite: the file is the tenant's (database isolation) or the region's shared file. SQLite has
 //!   no row-level security: in its shared file the application's own `tenant_id` filters are the
@@ -13,7 +13,7 @@
 
 use crate::error::Result;
 use crate::stats::QueryStats;
-use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, Sqlite, SqliteConnection, Transaction};
 use std::sync::Arc;
 use std::time::Instant;
 use tenantry_catalog::model::Tenant;
@@ -34,20 +34,13 @@ pub struct TenantTx {
     stats: Arc<QueryStats>,
 }
 
-/// Scopes a fresh PostgreSQL transaction to `tenant` (see the module doc); `search_path` is a
-/// quoted schema name.
-pub(crate) async fn scope_postgres(
-    tx: &mut Transaction<'static, Postgres>,
-    tenant: TenantId,
-    search_path: &str,
-) -> Result<()> {
-    sqlx::query("SELECT set_config($1, $2, true), set_config('search_path', $3, true)")
-        .bind(TENANT_SETTING)
-        .bind(tenant.to_string())
-        .bind(search_path)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// The statement that opens a PostgreSQL transaction scoped to `tenant` (see the module doc),
+/// sent as one simple query so that scoping costs no round trip of its own; `search_path` is a
+/// quoted schema name (see [`tenantry_core::ident::quote`]), and the tenant id a UUID.
+pub(crate) fn begin_postgres(tenant: TenantId, search_path: &str) -> AssertSqlSafe<String> {
+    AssertSqlSafe(format!(
+        "BEGIN; SET LOCAL {TENANT_SETTING} = '{tenant}'; SET LOCAL search_path = {search_path}"
+    ))
 }
 
 impl TenantTx {
