@@ -174,13 +174,17 @@ impl Router {
                 slug: tenant.slug.clone(),
                 state: tenant.state,
             })?;
-        let search_path = tenantry_core::ident::quote(space.schema.as_deref().unwrap_or("public"))
+        let schema = space
+            .schema
+            .as_deref()
+            .map(tenantry_core::ident::quote)
+            .transpose()
             .map_err(|e| unroutable(&tenant, &space, e.to_string()))?;
         let mut attempts = 0;
         let scoped = loop {
             let opened = match self.pool(&tenant, &space).await? {
                 Pool::Postgres(pool) => pool
-                    .begin_with(tx::begin_postgres(tenant.id, &search_path))
+                    .begin_with(tx::begin_postgres(tenant.id, schema.as_deref()))
                     .await
                     .map(Scoped::Postgres),
                 Pool::Sqlite(pool) => pool.begin().await.map(Scoped::Sqlite),

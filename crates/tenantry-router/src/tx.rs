@@ -3,8 +3,8 @@
 //! The scope is set inside the transaction and ends with it, so a pooled connection never
 //! carries one tenant's scope to its next user:
 //! - PostgreSQL: `SET LOCAL tenantry.tenant_id = 'id'` — the setting row-level security checks
-//!   in the shared database — and `SET LOCAL search_path = schema`, the tenant's schema or
-//!   `public`, sent with the `BEGIN` in one round trip. Both end with the transaction, in every
+//!   in the shared database — and, for a schema tenant, `SET LOCAL search_path = schema`, sent
+//!   with the `BEGIN` in one round trip. Both end with the transaction, in every
 //!   isolation, so the same application SQL works unchanged in all three.
 //! - SQLite: the file is the tenant's (database isolation) or the region's shared file. SQLite has
 //!   no row-level security: in its shared file the application's own `tenant_id` filters are the
@@ -35,12 +35,16 @@ pub struct TenantTx {
 }
 
 /// The statement that opens a PostgreSQL transaction scoped to `tenant` (see the module doc),
-/// sent as one simple query so that scoping costs no round trip of its own; `search_path` is a
-/// quoted schema name (see [`tenantry_core::ident::quote`]), and the tenant id a UUID.
-pub(crate) fn begin_postgres(tenant: TenantId, search_path: &str) -> AssertSqlSafe<String> {
-    AssertSqlSafe(format!(
-        "BEGIN; SET LOCAL {TENANT_SETTING} = '{tenant}'; SET LOCAL search_path = {search_path}"
-    ))
+/// sent as one simple query so that scoping costs no round trip of its own. `schema` is the
+/// quoted name of the tenant's schema (see [`tenantry_core::ident::quote`]); without one the
+/// search path stays the server's default, `public` first. The tenant id is a UUID.
+pub(crate) fn begin_postgres(tenant: TenantId, schema: Option<&str>) -> AssertSqlSafe<String> {
+    let mut statement = format!("BEGIN; SET LOCAL {TENANT_SETTING} = '{tenant}'");
+    if let Some(schema) = schema {
+        statement.push_str("; SET LOCAL search_path = ");
+        statement.push_str(schema);
+    }
+    AssertSqlSafe(statement)
 }
 
 impl TenantTx {
