@@ -254,17 +254,22 @@ async fn many_dedicated(fleet: &Fleet, count: usize, budget: usize, workers: usi
         ..RouterOptions::default()
     });
 
-    // Samples the router's connections every 5 ms while it serves.
+    // Samples, every 5 ms while it serves, the router's connections as the server lists them
+    // and the router's budget given out.
     let most = Arc::new(AtomicI64::new(0));
+    let most_reserved = Arc::new(AtomicI64::new(0));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let sampler = {
         let (most, url) = (Arc::clone(&most), fleet.url_as("postgres", "postgres"));
+        let (most_reserved, router) = (Arc::clone(&most_reserved), router.clone());
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
             let mut admin = PgConnection::connect(&url).await.unwrap();
             let mut samples = 0u64;
             while !*stopped.borrow() {
                 most.fetch_max(router_connections(&mut admin).await, Ordering::SeqCst);
+                let reserved = router.dedicated_usage().reserved as i64;
+                most_reserved.fetch_max(reserved, Ordering::SeqCst);
                 samples += 1;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(5)) => {}
@@ -288,7 +293,10 @@ async fn many_dedicated(fleet: &Fleet, count: usize, budget: usize, workers: usi
     }
     stop.send(true).unwrap();
     let samples = sampler.await.unwrap();
-    let most = most.load(Ordering::SeqCst);
+    let (most, most_reserved) = (
+        most.load(Ordering::SeqCst),
+        most_reserved.load(Ordering::SeqCst),
+    );
     println!("| requests | n | router, budget {budget} | a new connection per request | ratio |");
     println!("|---|---|---|---|---|");
     for (phase, n, routed, connect_each) in rows {
@@ -298,9 +306,10 @@ async fn many_dedicated(fleet: &Fleet, count: usize, budget: usize, workers: usi
         );
     }
     println!(
-        "
-the router's connections open at most: {most} of a budget of {budget} ({samples} samples, every 5 ms); held: {}",
-        most <= budget as i64
+        "\nat most, of a budget of {budget} ({samples} samples, every 5 ms): the router gave out {most_reserved} \
+         (held: {}); the server listed {most} of its connections (a closed connection's backend \
+         stays listed until its process has exited)",
+        most_reserved <= budget as i64
     );
     router.close().await;
 }

@@ -128,8 +128,12 @@ struct Inner {
 /// How many dedicated pools and connections are open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUsage {
+    /// Pools open.
     pub pools: usize,
+    /// Connections open in those pools.
     pub connections: u32,
+    /// Connections of the budget given out: to open pools, and to evicted ones still closing.
+    pub reserved: usize,
 }
 
 impl Router {
@@ -246,8 +250,12 @@ impl Router {
 
     /// Dedicated pools open now, and their connections.
     pub fn dedicated_usage(&self) -> PoolUsage {
-        let (pools, connections) = self.inner.dedicated.usage();
-        PoolUsage { pools, connections }
+        let (pools, connections, reserved) = self.inner.dedicated.usage();
+        PoolUsage {
+            pools,
+            connections,
+            reserved,
+        }
     }
 
     /// Flushes query timings and closes every pool.

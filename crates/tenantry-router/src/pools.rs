@@ -161,6 +161,7 @@ struct TenantPool {
 pub(crate) struct TenantPools {
     sizes: PoolSizes,
     budget: Arc<Semaphore>,
+    budget_size: usize,
     open: Mutex<LruCache<PoolKey, TenantPool>>,
 }
 
@@ -170,6 +171,7 @@ impl TenantPools {
         Self {
             sizes,
             budget: Arc::new(Semaphore::new(budget)),
+            budget_size: budget,
             open: Mutex::new(LruCache::unbounded()),
         }
     }
@@ -253,10 +255,15 @@ impl TenantPools {
         count
     }
 
-    /// Pools open, and connections open in them.
-    pub(crate) fn usage(&self) -> (usize, u32) {
+    /// Pools open, connections open in them, and the budget given out.
+    pub(crate) fn usage(&self) -> (usize, u32, usize) {
         let open = self.open.lock().expect("tenant pools");
-        (open.len(), open.iter().map(|(_, e)| e.pool.size()).sum())
+        let connections = open.iter().map(|(_, e)| e.pool.size()).sum();
+        (
+            open.len(),
+            connections,
+            self.budget_size - self.budget.available_permits(),
+        )
     }
 
     pub(crate) async fn close(&self) {
