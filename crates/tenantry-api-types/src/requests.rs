@@ -110,7 +110,8 @@ pub struct SetDomains {
 
 /// `POST /api/v1/tenants/{slug}/move`: move the tenant's data live (`to`, and `shard`), or end
 /// its last move (`complete`: remove the old place's data; `rollback`: back to the old place
-/// with the changes made since). Exactly one of `to`, `complete` and `rollback`.
+/// with the changes made since), or stop the move under way before its switch (`cancel`: the
+/// target is removed). Exactly one of `to`, `complete`, `rollback` and `cancel`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveTenant {
@@ -125,4 +126,6 @@ pub struct MoveTenant {
     pub complete: bool,
     #[serde(default)]
     pub rollback: bool,
+    #[serde(default)]
+    pub cancel: bool,
 }

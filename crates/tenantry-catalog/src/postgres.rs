@@ -725,7 +725,7 @@ impl CatalogStore for PgCatalog {
         relocation: Option<Relocation>,
         cause: Cause,
         events: Vec<NewEvent>,
-        checkpoint: Checkpoint,
+        checkpoint: Option<Checkpoint>,
     ) -> Result<Tenant> {
         let (relocation, cause, events) = (&relocation, &cause, &events);
         self.in_tx(|tx| {
@@ -733,15 +733,17 @@ impl CatalogStore for PgCatalog {
                 let conn: &mut PgConnection = tx;
                 let now = Utc::now();
                 let current = load_tenant(conn, id, true).await?;
-                let state: Option<String> = sqlx::query_scalar(
-                    "SELECT state FROM operation_steps WHERE operation_id = $1 AND idx = $2",
-                )
-                .bind(checkpoint.operation)
-                .bind(checkpoint.step)
-                .fetch_optional(&mut *conn)
-                .await?;
-                if state.as_deref() == Some(StepState::Done.as_str()) {
-                    return Ok(current);
+                if let Some(checkpoint) = checkpoint {
+                    let state: Option<String> = sqlx::query_scalar(
+                        "SELECT state FROM operation_steps WHERE operation_id = $1 AND idx = $2",
+                    )
+                    .bind(checkpoint.operation)
+                    .bind(checkpoint.step)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    if state.as_deref() == Some(StepState::Done.as_str()) {
+                        return Ok(current);
+                    }
                 }
                 if let Some(r) = relocation {
                     sqlx::query(
@@ -760,28 +762,30 @@ impl CatalogStore for PgCatalog {
                 }
                 insert_transition(conn, id, Some(current.state), current.state, cause, now).await?;
                 insert_events(conn, id, events, now).await?;
-                mark_step(
-                    conn,
-                    checkpoint.operation,
-                    checkpoint.step,
-                    StepState::Done,
-                    None,
-                    now,
-                )
-                .await?;
+                if let Some(checkpoint) = checkpoint {
+                    mark_step(
+                        conn,
+                        checkpoint.operation,
+                        checkpoint.step,
+                        StepState::Done,
+                        None,
+                        now,
+                    )
+                    .await?;
+                }
                 load_tenant(conn, id, false).await
             })
         })
         .await
     }
 
-    async fn set_operation_params(&self, id: Uuid, params: &serde_json::Value) -> Result<()> {
+    async fn merge_operation_params(&self, id: Uuid, patch: &serde_json::Value) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         // A lost progress mark reads as an earlier one: the copy redoes a batch (see
         // `relaxed_commit`).
         relaxed_commit(&mut tx).await?;
-        sqlx::query("UPDATE operations SET params = $1, updated_at = $2 WHERE id = $3")
-            .bind(params)
+        sqlx::query("UPDATE operations SET params = params || $1, updated_at = $2 WHERE id = $3")
+            .bind(patch)
             .bind(Utc::now())
             .bind(id)
             .execute(&mut *tx)

@@ -440,20 +440,22 @@ impl CatalogStore for SqliteCatalog {
         relocation: Option<Relocation>,
         cause: Cause,
         events: Vec<NewEvent>,
-        checkpoint: Checkpoint,
+        checkpoint: Option<Checkpoint>,
     ) -> Result<Tenant> {
         let now = Utc::now();
         let mut tx = self.write().await?;
         let current = load_tenant(&mut tx, id).await?;
-        let state: Option<String> = sqlx::query_scalar(
-            "SELECT state FROM operation_steps WHERE operation_id = ? AND idx = ?",
-        )
-        .bind(checkpoint.operation.to_string())
-        .bind(checkpoint.step)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if state.as_deref() == Some(StepState::Done.as_str()) {
-            return Ok(current);
+        if let Some(checkpoint) = checkpoint {
+            let state: Option<String> = sqlx::query_scalar(
+                "SELECT state FROM operation_steps WHERE operation_id = ? AND idx = ?",
+            )
+            .bind(checkpoint.operation.to_string())
+            .bind(checkpoint.step)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if state.as_deref() == Some(StepState::Done.as_str()) {
+                return Ok(current);
+            }
         }
         if let Some(r) = &relocation {
             sqlx::query(
@@ -473,27 +475,40 @@ impl CatalogStore for SqliteCatalog {
         }
         insert_transition(&mut tx, id, Some(current.state), current.state, &cause, now).await?;
         insert_events(&mut tx, id, &events, now).await?;
-        mark_step(
-            &mut tx,
-            checkpoint.operation,
-            checkpoint.step,
-            StepState::Done,
-            None,
-            now,
-        )
-        .await?;
+        if let Some(checkpoint) = checkpoint {
+            mark_step(
+                &mut tx,
+                checkpoint.operation,
+                checkpoint.step,
+                StepState::Done,
+                None,
+                now,
+            )
+            .await?;
+        }
         let tenant = load_tenant(&mut tx, id).await?;
         tx.commit().await?;
         Ok(tenant)
     }
 
-    async fn set_operation_params(&self, id: Uuid, params: &serde_json::Value) -> Result<()> {
+    async fn merge_operation_params(&self, id: Uuid, patch: &serde_json::Value) -> Result<()> {
+        // Read and written under the write lock (`BEGIN IMMEDIATE`): no merge is lost.
+        let mut tx = self.write().await?;
+        let stored: String = sqlx::query_scalar("SELECT params FROM operations WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut params: serde_json::Value = parse_json("operations.params", &stored)?;
+        if let (Some(params), Some(patch)) = (params.as_object_mut(), patch.as_object()) {
+            params.extend(patch.clone());
+        }
         sqlx::query("UPDATE operations SET params = ?, updated_at = ? WHERE id = ?")
             .bind(params.to_string())
             .bind(Utc::now())
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 

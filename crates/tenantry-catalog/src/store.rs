@@ -67,17 +67,18 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn domains(&self, tenant: TenantId) -> Result<TenantDomains>;
     /// Records a milestone of a live move in one transaction: the tenant's new place (with its
     /// epoch bumped, so that stale routers can tell) when given, an audit row, `events`, and
-    /// the step's checkpoint. Exactly once per checkpoint.
+    /// the step's checkpoint when given — then exactly once per checkpoint.
     async fn relocate(
         &self,
         id: TenantId,
         relocation: Option<Relocation>,
         cause: Cause,
         events: Vec<NewEvent>,
-        checkpoint: Checkpoint,
+        checkpoint: Option<Checkpoint>,
     ) -> Result<Tenant>;
-    /// Replaces an operation's parameters (a step's progress: a copy's last keys).
-    async fn set_operation_params(&self, id: Uuid, params: &serde_json::Value) -> Result<()>;
+    /// Sets the top-level keys of `patch` in an operation's parameters, atomically, keeping
+    /// the others (a step's progress, such as a copy's last keys; a request to cancel).
+    async fn merge_operation_params(&self, id: Uuid, patch: &serde_json::Value) -> Result<()>;
     /// A tenant's statistics (all zero, never collected, when there are none).
     async fn tenant_stats(&self, tenant: TenantId) -> Result<TenantStats>;
     /// Records rows per table and size, collected from the tenant's space (query figures stay).

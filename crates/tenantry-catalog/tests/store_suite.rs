@@ -1390,8 +1390,17 @@ async fn a_relocation_moves_the_tenant_once_with_a_new_epoch(c: Arc<dyn CatalogS
         .await
         .unwrap();
     let params = serde_json::json!({ "copy": { "customers": { "id": 7 } }, "copied": 7 });
-    c.set_operation_params(moving.id, &params).await.unwrap();
+    c.merge_operation_params(moving.id, &params).await.unwrap();
     assert_eq!(c.operation(moving.id).await.unwrap().params, params);
+    // Merged: what the patch does not name stays.
+    let cancel = serde_json::json!({ "cancel": { "by": "ops" } });
+    c.merge_operation_params(moving.id, &cancel).await.unwrap();
+    let copied = serde_json::json!({ "copy": { "customers": { "id": 9 } }, "copied": 9 });
+    c.merge_operation_params(moving.id, &copied).await.unwrap();
+    assert_eq!(
+        c.operation(moving.id).await.unwrap().params,
+        serde_json::json!({ "copy": { "customers": { "id": 9 } }, "copied": 9, "cancel": { "by": "ops" } })
+    );
 
     let space = tenantry_core::space::Space {
         kind: Isolation::Database,
@@ -1413,10 +1422,10 @@ async fn a_relocation_moves_the_tenant_once_with_a_new_epoch(c: Arc<dyn CatalogS
                 Some(relocation.clone()),
                 cause(),
                 vec![event(EventType::TenantMoved)],
-                Checkpoint {
+                Some(Checkpoint {
                     operation: moving.id,
                     step: 1,
-                },
+                }),
             )
             .await
             .unwrap();
@@ -1437,4 +1446,22 @@ async fn a_relocation_moves_the_tenant_once_with_a_new_epoch(c: Arc<dyn CatalogS
         .filter(|e| e.event_type == EventType::TenantMoved)
         .count();
     assert_eq!(moved_events, 1);
+
+    // Without a checkpoint: the events and an audit row, and the place stays.
+    let failed = c
+        .relocate(
+            t.id,
+            None,
+            cause(),
+            vec![event(EventType::TenantMoveFailed)],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.epoch, before.epoch + 1);
+    let events = c.events(Some(t.id), 0, 100).await.unwrap();
+    assert_eq!(
+        events.last().unwrap().event_type,
+        EventType::TenantMoveFailed
+    );
 }

@@ -142,17 +142,21 @@ pub struct MoveArgs {
     /// The tenant's slug
     pub slug: String,
     /// The isolation to move to: schema or database
-    #[arg(long, value_parser = parse_isolation, required_unless_present_any = ["complete", "rollback"])]
+    #[arg(long, value_parser = parse_isolation, required_unless_present_any = ["complete", "rollback", "cancel"])]
     pub to: Option<Isolation>,
     /// The shard to move to [default: as for a new tenant of that isolation]
-    #[arg(long, conflicts_with_all = ["complete", "rollback"])]
+    #[arg(long, conflicts_with_all = ["complete", "rollback", "cancel"])]
     pub shard: Option<String>,
     /// End the tenant's last move: remove its data from the old place
-    #[arg(long, conflicts_with_all = ["to", "rollback"])]
+    #[arg(long, conflicts_with_all = ["to", "rollback", "cancel"])]
     pub complete: bool,
     /// Undo the tenant's last move: back to the old place, with the changes made since
-    #[arg(long, conflicts_with = "to")]
+    #[arg(long, conflicts_with_all = ["to", "cancel"])]
     pub rollback: bool,
+    /// Stop the tenant's move under way, before its switch: the target is removed and the
+    /// tenant stays where it is
+    #[arg(long, conflicts_with = "to")]
+    pub cancel: bool,
 }
 
 #[derive(Debug, Args)]

@@ -320,3 +320,143 @@ async fn a_move_rolled_back_carries_the_new_changes_home_and_can_be_made_again()
     assert_eq!(count(&mut own, "customers", &id).await, at_new_place + 1);
     assert_eq!(count(&mut shared, "customers", &id).await, 0);
 }
+
+async fn database_exists(server: &TestServer, name: &str) -> bool {
+    let mut admin = connect(server, "postgres").await;
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+}
+
+/// The move operation of tenant `id` last queued, from `ops list` (newest first).
+fn last_move(env: &Env, id: &str) -> Option<Value> {
+    env.operations()
+        .into_iter()
+        .find(|op| op["tenant_id"] == id && op["kind"] == "move")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_under_way_is_cancelled_its_target_removed_and_the_tenant_left_where_it_was() {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let env = make_test_env_with(&["--postgres", &server.url]);
+    let acme = env.create("acme", "standard", "eu-west", &[]);
+    let hooli = env.create("hooli", "standard", "eu-west", &[]);
+    let (acme_id, hooli_id) = (
+        acme["id"].as_str().unwrap().to_owned(),
+        hooli["id"].as_str().unwrap().to_owned(),
+    );
+    let target_db = format!("tenant_{}", acme_id.replace('-', ""));
+    let mut shared = connect(&server, acme["space"]["database"].as_str().unwrap()).await;
+    add_customers(&mut shared, "customers", &acme_id, 100_000).await;
+    add_customers(&mut shared, "customers", &hooli_id, 400).await;
+
+    let out = env
+        .command()
+        .args(["tenant", "move", "acme", "--cancel"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("no move under way"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // A move copying in one process is cancelled from another: its copy stops at the next
+    // batch and the move is undone.
+    let mover = env
+        .command_std()
+        .args(["tenant", "move", "acme", "--to", "database"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let copying = std::time::Instant::now();
+    loop {
+        let op = last_move(&env, &acme_id);
+        let running = op.as_ref().is_some_and(|op| {
+            op["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["name"] == "copy" && s["state"] == "running")
+        });
+        if running {
+            break;
+        }
+        assert!(
+            copying.elapsed().as_secs() < 60,
+            "the move never started copying: {op:#?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let cancelled = env.json(&["tenant", "move", "acme", "--cancel"]);
+    assert_eq!(cancelled["cancelled"], true, "{cancelled:#}");
+    assert_eq!(cancelled["isolation"], "shared");
+    let moved = mover.wait_with_output().unwrap();
+    assert!(!moved.status.success());
+    assert!(
+        stderr_of(&moved).contains("cancelled by"),
+        "{}",
+        stderr_of(&moved)
+    );
+
+    let op = last_move(&env, &acme_id).unwrap();
+    assert_eq!(op["state"], "failed", "{op:#}");
+    let after = env.show("acme");
+    assert_eq!(
+        (after["state"].as_str(), after["isolation"].as_str()),
+        (Some("active"), Some("shared"))
+    );
+    assert_eq!(
+        after["epoch"], acme["epoch"],
+        "the catalog never pointed elsewhere"
+    );
+    assert!(
+        !database_exists(&server, &target_db).await,
+        "the target is removed"
+    );
+    assert_eq!(count(&mut shared, "customers", &acme_id).await, 100_000);
+    assert_eq!(count(&mut shared, "customers", &hooli_id).await, 400);
+    let events = env.event_types("acme");
+    assert!(
+        events.contains(&"TenantMoveFailed".to_owned()),
+        "{events:?}"
+    );
+    assert!(!events.contains(&"TenantMoved".to_owned()), "{events:?}");
+
+    // A move whose process died is cancelled the same way, by whoever asks.
+    crash(
+        &env,
+        "catch_up.before=crash",
+        &["tenant", "move", "acme", "--to", "database"],
+    );
+    assert!(database_exists(&server, &target_db).await);
+    let cancelled = env.json(&["tenant", "move", "acme", "--cancel"]);
+    assert_eq!(cancelled["cancelled"], true, "{cancelled:#}");
+    assert!(!database_exists(&server, &target_db).await);
+
+    // Nothing of the cancelled moves is left in the way of the next one.
+    add_customers(&mut shared, "customers", &acme_id, 10).await;
+    let moved = env.json(&["tenant", "move", "acme", "--to", "database"]);
+    assert_eq!(moved["isolation"], "database", "{moved:#}");
+    let mut own = connect(&server, &target_db).await;
+    assert_eq!(count(&mut own, "customers", &acme_id).await, 100_010);
+
+    // After the switch, a cancel is refused and names the way back.
+    let out = env
+        .command()
+        .args(["tenant", "move", "acme", "--cancel"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("--rollback"),
+        "{}",
+        stderr_of(&out)
+    );
+}

@@ -42,10 +42,13 @@ pub enum EventType {
     /// A move was rolled back: the tenant lives at its old place again, with the changes it
     /// received meanwhile.
     TenantMoveRolledBack,
+    /// A move failed or was cancelled before its switch and was undone: the tenant lives where
+    /// it did, and the target is gone (payload: the step and the error, or who cancelled).
+    TenantMoveFailed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 17] = [
         EventType::TenantCreated,
         EventType::TenantProvisioned,
         EventType::TenantActivated,
@@ -62,6 +65,7 @@ impl EventType {
         EventType::TenantMoved,
         EventType::TenantMoveCompleted,
         EventType::TenantMoveRolledBack,
+        EventType::TenantMoveFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +86,7 @@ impl EventType {
             EventType::TenantMoved => "TenantMoved",
             EventType::TenantMoveCompleted => "TenantMoveCompleted",
             EventType::TenantMoveRolledBack => "TenantMoveRolledBack",
+            EventType::TenantMoveFailed => "TenantMoveFailed",
         }
     }
 }

@@ -17,13 +17,16 @@
 //! **remove_target**.
 //!
 //! A move that fails before the switch is rolled back: the capture stops and the target space
-//! is removed (never the source, never another tenant's rows).
+//! is removed (never the source, never another tenant's rows), and `TenantMoveFailed` says so.
+//! `--cancel` ([`Orchestrator::request_move_cancel`]) makes a move under way fail that way at
+//! its next step or copy batch.
 
 use crate::error::{OrchestratorError, Result, StepError};
 use crate::service::Orchestrator;
 use serde_json::{Value, json};
 use tenantry_catalog::model::{
-    Cause, Checkpoint, NewEvent, NewOperation, Operation, OperationKind, Relocation, Tenant,
+    Cause, Checkpoint, NewEvent, NewOperation, Operation, OperationKind, OperationState,
+    Relocation, Tenant,
 };
 use tenantry_core::events::EventType;
 use tenantry_core::space::Space;
@@ -196,6 +199,71 @@ impl Orchestrator {
         .await
     }
 
+    /// Asks the tenant's move under way to stop before its switch: its next step (or copy
+    /// batch) fails as cancelled, and the move is undone like a failed one — the target and
+    /// the capture go, the tenant stays where it is. Returns the move's operation, to follow to
+    /// its end (a move whose worker died is undone by whoever runs it next).
+    pub async fn request_move_cancel(
+        &self,
+        slug: &str,
+        actor: &str,
+    ) -> Result<(Tenant, Operation)> {
+        let tenant = self.catalog.tenant_by_slug(slug).await?;
+        let last = self.last_move(&tenant).await?;
+        let bad = |m: String| Err(OrchestratorError::InvalidRequest(m));
+        let Some(op) = last.filter(|op| op.kind == OperationKind::Move) else {
+            return bad(format!("tenant {slug} has no move under way to cancel"));
+        };
+        match op.state {
+            OperationState::Succeeded => {
+                return bad(format!(
+                    "the move of {slug} has switched already: `tenantry tenant move {slug} --rollback` takes it back"
+                ));
+            }
+            OperationState::RollingBack => {
+                return bad(format!("the move of {slug} is being undone already"));
+            }
+            state if !state.is_open() => {
+                return bad(format!(
+                    "tenant {slug} has no move under way to cancel (its last one {state})"
+                ));
+            }
+            _ => {}
+        }
+        let cancel = json!({ "cancel": { "by": actor, "at": chrono::Utc::now() } });
+        self.catalog.merge_operation_params(op.id, &cancel).await?;
+        tracing::info!(tenant = %slug, operation = %op.id, by = actor, "move cancel requested");
+        let op = self.catalog.operation(op.id).await?;
+        Ok((tenant, op))
+    }
+
+    /// The tenant's last move, completion or rollback of a move.
+    async fn last_move(&self, tenant: &Tenant) -> Result<Option<Operation>> {
+        Ok(self
+            .catalog
+            .operations(Some(tenant.id), 50)
+            .await?
+            .into_iter()
+            .find(|op| {
+                matches!(
+                    op.kind,
+                    OperationKind::Move | OperationKind::MoveComplete | OperationKind::MoveRollback
+                )
+            }))
+    }
+
+    /// Fails the step when the move was asked to cancel.
+    async fn unless_cancelled(&self, op: &Operation) -> std::result::Result<(), StepError> {
+        let params = self.catalog.operation(op.id).await?.params;
+        match params.get("cancel") {
+            Some(cancel) if !cancel.is_null() => Err(StepError::permanent(format!(
+                "cancelled by {}",
+                cancel["by"].as_str().unwrap_or("an operator")
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Queues `kind` for the tenant's last move, which must have switched and be neither
     /// completed nor rolled back.
     async fn request_after_move(
@@ -206,17 +274,7 @@ impl Orchestrator {
         actor: &str,
     ) -> Result<(Tenant, Operation)> {
         let tenant = self.catalog.tenant_by_slug(slug).await?;
-        let last = self
-            .catalog
-            .operations(Some(tenant.id), 50)
-            .await?
-            .into_iter()
-            .find(|op| {
-                matches!(
-                    op.kind,
-                    OperationKind::Move | OperationKind::MoveComplete | OperationKind::MoveRollback
-                )
-            });
+        let last = self.last_move(&tenant).await?;
         let Some(moved) = last.filter(|op| {
             op.kind == OperationKind::Move
                 && op.state == tenantry_catalog::model::OperationState::Succeeded
@@ -277,10 +335,10 @@ impl Orchestrator {
                     event_type: event,
                     payload,
                 }],
-                Checkpoint {
+                Some(Checkpoint {
                     operation: op.id,
                     step: idx,
-                },
+                }),
             )
             .await?;
         Ok(())
@@ -305,6 +363,9 @@ impl Orchestrator {
             target: &plan.target,
         };
         let details = json!({ "from": plan.source, "to": plan.target });
+        if op.kind == OperationKind::Move {
+            self.unless_cancelled(op).await?;
+        }
         match (op.kind, name) {
             (OperationKind::Move, "prepare") => {
                 self.milestone(op, idx, None, EventType::TenantMoveStarted, details)
@@ -329,7 +390,9 @@ impl Orchestrator {
                     .apply_changes(route, &tables, APPLY_BATCH)
                     .await?
                     > 0
-                {}
+                {
+                    self.unless_cancelled(op).await?;
+                }
             }
             (OperationKind::Move, "switch") => {
                 // Changes at the new place are logged from the start, for a rollback.
@@ -435,7 +498,13 @@ impl Orchestrator {
                 };
                 let copied = params["copied"].as_i64().unwrap_or(0) + n as i64;
                 params["copied"] = json!(copied);
-                self.catalog.set_operation_params(op.id, &params).await?;
+                let progress_made = json!({
+                    "copy": params["copy"], "copied": copied, "total": params["total"],
+                });
+                self.catalog
+                    .merge_operation_params(op.id, &progress_made)
+                    .await?;
+                self.unless_cancelled(op).await?;
                 progress.rows(op, "copy", copied as u64, total.max(copied) as u64);
                 match last {
                     Some(key) => after = Some(key),
@@ -517,6 +586,29 @@ impl Orchestrator {
         if plan.target.kind == Isolation::Database {
             self.catalog.delete_secrets(op.tenant_id).await?;
         }
+        Ok(())
+    }
+
+    /// Records that a move failed (or was cancelled) and was undone: `TenantMoveFailed`.
+    pub(crate) async fn move_failed(&self, op: &Operation, step: &str, error: &str) -> Result<()> {
+        let tenant = self.catalog.tenant(op.tenant_id).await?;
+        let details = json!({
+            "from": op.params["source"], "to": op.params["target"],
+            "step": step, "error": error, "cancelled_by": op.params["cancel"]["by"],
+        });
+        let mut payload = crate::steps::payload(&tenant, op);
+        payload["move"] = details.clone();
+        let cause = Cause {
+            details,
+            ..self.cause_of(op, format!("{} rollback", op.kind))
+        };
+        let event = NewEvent {
+            event_type: EventType::TenantMoveFailed,
+            payload,
+        };
+        self.catalog
+            .relocate(tenant.id, None, cause, vec![event], None)
+            .await?;
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use crate::service::Orchestrator;
 use rand::Rng;
 use std::time::{Duration, Instant};
 use tenantry_catalog::model::{
-    Cause, Failure, NewEvent, Operation, OperationState, StepState, TenantUpdate,
+    Cause, Failure, NewEvent, Operation, OperationKind, OperationState, StepState, TenantUpdate,
 };
 use tenantry_core::TenantState;
 use tenantry_core::events::EventType;
@@ -294,6 +294,9 @@ impl Orchestrator {
         if op.kind.is_infrastructure() {
             // The tenant itself is fine: its infrastructure record carries the failure.
             self.fail_infrastructure(op, &step, &error).await?;
+        } else if op.kind == OperationKind::Move {
+            // The tenant is fine too: it lives where it did.
+            self.move_failed(op, &step, &error).await?;
         } else if tenant.state.can_become(TenantState::Failed) {
             let failure = Failure {
                 operation: op.id,

@@ -1,4 +1,5 @@
-//! `POST /api/v1/tenants/{slug}/move`: live moves, and ending them (complete or roll back).
+//! `POST /api/v1/tenants/{slug}/move`: live moves, ending them (complete or roll back), and
+//! cancelling one under way.
 
 use super::ApiJson;
 use super::tenants::accepted;
@@ -27,20 +28,22 @@ pub async fn start(
     ApiJson(body): ApiJson<MoveTenant>,
 ) -> Result<Response, Problem> {
     let actor = format!("token:{}", caller.name);
-    let chosen = [body.to.is_some(), body.complete, body.rollback]
+    let chosen = [body.to.is_some(), body.complete, body.rollback, body.cancel]
         .into_iter()
         .filter(|b| *b)
         .count();
     if chosen != 1 {
         return Err(Problem::invalid(
             "to",
-            "give exactly one of `to` (schema or database), `complete` and `rollback`",
+            "give exactly one of `to` (schema or database), `complete`, `rollback` and `cancel`",
         ));
     }
     let (tenant, op) = if body.complete {
         state.orch.request_move_complete(&slug, &actor).await?
     } else if body.rollback {
         state.orch.request_move_rollback(&slug, &actor).await?
+    } else if body.cancel {
+        state.orch.request_move_cancel(&slug, &actor).await?
     } else {
         let to: Isolation = body.to.as_deref().unwrap_or_default().parse().map_err(
             |e: tenantry_core::isolation::UnknownValue| Problem::invalid("to", e.to_string()),

@@ -185,6 +185,8 @@ impl Backend for Local {
                 self.orch.request_move_complete(slug, &actor).await?
             } else if req.rollback {
                 self.orch.request_move_rollback(slug, &actor).await?
+            } else if req.cancel {
+                self.orch.request_move_cancel(slug, &actor).await?
             } else {
                 let to: Isolation =
                     req.to.as_deref().unwrap_or_default().parse().map_err(

@@ -121,11 +121,20 @@ async fn move_tenant(cli: &Cli, b: &dyn Backend, args: &MoveArgs) -> Result<()> 
         shard: args.shard.clone(),
         complete: args.complete,
         rollback: args.rollback,
+        cancel: args.cancel,
     };
     let op = b.request_move(&args.slug, req).await?;
-    let progress = StepProgress::new(format!("{} {}", op.kind, args.slug), op.steps_total);
+    let label = if args.cancel {
+        "cancel move"
+    } else {
+        op.kind.as_str()
+    };
+    let progress = StepProgress::new(format!("{label} {}", args.slug), op.steps_total);
     let result = b.wait(&op, &progress).await;
     progress.finish();
+    if args.cancel {
+        return cancelled(cli, b, &args.slug, op.id, result.err()).await;
+    }
     let op = result?;
     let tenant = b.tenant(&args.slug).await?;
     let value = serde_json::json!({
@@ -143,6 +152,44 @@ async fn move_tenant(cli: &Cli, b: &dyn Backend, args: &MoveArgs) -> Result<()> 
                 args.slug
             );
         }
+    });
+    Ok(())
+}
+
+/// Reports how a cancelled move ended: undone (the tenant where it was), or switched before
+/// the cancel reached it.
+async fn cancelled(
+    cli: &Cli,
+    b: &dyn Backend,
+    slug: &str,
+    operation: uuid::Uuid,
+    error: Option<anyhow::Error>,
+) -> Result<()> {
+    let op = b.operation(operation).await?;
+    let tenant = b.tenant(slug).await?;
+    let undone = op.state == "failed"
+        && op
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("cancelled by"));
+    if !undone {
+        return Err(error.unwrap_or_else(|| {
+            anyhow::anyhow!(
+                "the move of {slug} switched before the cancel reached it: it lives in {} isolation on {} now; `tenantry tenant move {slug} --rollback` takes it back",
+                tenant.isolation,
+                tenant.shard
+            )
+        }));
+    }
+    let value = serde_json::json!({
+        "operation": op.id, "kind": op.kind, "state": op.state, "cancelled": true,
+        "isolation": tenant.isolation, "shard": tenant.shard, "epoch": tenant.epoch,
+    });
+    emit(cli.output, &value, |_| {
+        println!(
+            "The move of {slug} was cancelled and its target removed; {slug} still lives in {} isolation on {}.",
+            tenant.isolation, tenant.shard
+        );
     });
     Ok(())
 }
