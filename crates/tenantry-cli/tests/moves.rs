@@ -436,9 +436,43 @@ async fn a_move_under_way_is_cancelled_its_target_removed_and_the_tenant_left_wh
         &["tenant", "move", "acme", "--to", "database"],
     );
     assert!(database_exists(&server, &target_db).await);
+
+    // While it is under way, schema changes where it captures are refused, from anyone: by
+    // hand, and a fleet migration (which names what to do and changes nothing).
+    let refused = sqlx::query("ALTER TABLE customers ADD COLUMN nickname text")
+        .execute(&mut shared)
+        .await
+        .unwrap_err();
+    let refused = refused.as_database_error().unwrap();
+    assert_eq!(refused.code().as_deref(), Some("55006"));
+    assert!(
+        refused.message().contains(&acme_id) && refused.message().contains("--cancel"),
+        "{}",
+        refused.message()
+    );
+    std::fs::write(
+        env.path().join("app/migrations/postgres/0005_nickname.sql"),
+        "ALTER TABLE customers ADD COLUMN nickname text;",
+    )
+    .unwrap();
+    std::fs::write(
+        env.path().join("app/migrations/sqlite/0005_nickname.sql"),
+        "ALTER TABLE customers ADD COLUMN nickname TEXT;",
+    )
+    .unwrap();
+    let out = env.command().args(["migrate"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("being moved"),
+        "{}",
+        stderr_of(&out)
+    );
+
     let cancelled = env.json(&["tenant", "move", "acme", "--cancel"]);
     assert_eq!(cancelled["cancelled"], true, "{cancelled:#}");
     assert!(!database_exists(&server, &target_db).await);
+    // The move is over: the migration goes through.
+    env.json(&["migrate"]);
 
     // Nothing of the cancelled moves is left in the way of the next one.
     add_customers(&mut shared, "customers", &acme_id, 10).await;

@@ -17,6 +17,12 @@
 //!   and waits for those in flight to commit. Other tenants of a shared table never wait.
 //! - **Checksums**: per table, the tenant's row count and an order-independent sum of row
 //!   hashes, compared between source and target at one point (while writes are paused).
+//! - **No schema changes meanwhile**: a copy, the change log and the checksums assume both
+//!   sides keep the shape they had, so an event trigger ([`DDL_GUARD`], at the end of every DDL
+//!   command and on every drop) refuses, from anyone, a schema change that touches a schema with
+//!   tenants under move (SQLSTATE 55006, naming them and what ends the move); only the mover's
+//!   own capture set-up passes, with `tenantry.move_ddl` set for its transaction. It stays
+//!   installed, and costs a lookup per DDL command, once a database has seen a move.
 
 use super::connections::SpaceConn;
 use super::introspect::tenant_tables;
@@ -36,6 +42,13 @@ pub const CHANGES: &str = "tenantry_move_changes";
 pub const MOVING: &str = "tenantry_move_tenants";
 /// The capture trigger (and its function).
 pub const CAPTURE: &str = "tenantry_capture";
+/// The event trigger (and its function, in `public`) that refuses schema changes in a schema
+/// with tenants under move.
+pub const DDL_GUARD: &str = "tenantry_move_ddl_guard";
+/// The setting with which the mover's own schema changes (capture set-up) pass the guard.
+const MOVE_DDL: &str = "tenantry.move_ddl";
+/// SQLSTATE `object_in_use`, which the guard raises.
+pub const SCHEMA_CHANGE_REFUSED: &str = "55006";
 
 /// How long capture waits for older transactions to end, and a pause for writers in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -443,6 +456,7 @@ async fn install_capture(conn: &mut PgConnection, space: &Space, tenant: TenantI
     let schema = space.schema.as_deref().unwrap_or("public");
     let mut tx = conn.begin().await?;
     exec(&mut *tx, "SET LOCAL lock_timeout = '1s'".into()).await?;
+    exec(&mut *tx, format!("SET LOCAL {MOVE_DDL} = 'on'")).await?;
     // One capture set-up per schema at a time.
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(lock_key(&format!("tenantry/capture/{schema}")))
@@ -466,6 +480,9 @@ async fn install_capture(conn: &mut PgConnection, space: &Space, tenant: TenantI
     )
     .await?;
     exec(&mut *tx, capture_function(schema)?).await?;
+    for sql in ddl_guard() {
+        exec(&mut *tx, sql).await?;
+    }
     for table in &tenant_tables(&mut tx).await? {
         let has: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2)",
@@ -497,6 +514,67 @@ async fn install_capture(conn: &mut PgConnection, space: &Space, tenant: TenantI
     Ok(())
 }
 
+/// The guard's functions and event triggers (see the module doc), created once per database.
+fn ddl_guard() -> [String; 4] {
+    [
+        format!(
+            "CREATE OR REPLACE FUNCTION public.tenantry_moving_in(schema_name text) RETURNS text
+             LANGUAGE plpgsql STABLE AS $f$
+             DECLARE tenants text;
+             BEGIN
+               IF to_regclass(format('%I.{MOVING}', schema_name)) IS NULL THEN
+                 RETURN NULL;
+               END IF;
+               EXECUTE format('SELECT string_agg(tenant_id, '', '' ORDER BY tenant_id) FROM %I.{MOVING}', schema_name)
+                 INTO tenants;
+               RETURN tenants;
+             END $f$"
+        ),
+        format!(
+            "CREATE OR REPLACE FUNCTION public.{DDL_GUARD}() RETURNS event_trigger
+             LANGUAGE plpgsql AS $f$
+             DECLARE
+               schemas text[];
+               touched text;
+               tenants text;
+             BEGIN
+               IF current_setting('{MOVE_DDL}', true) = 'on' THEN
+                 RETURN;
+               END IF;
+               IF TG_EVENT = 'sql_drop' THEN
+                 SELECT array_agg(DISTINCT schema_name) INTO schemas
+                   FROM pg_event_trigger_dropped_objects() WHERE schema_name IS NOT NULL;
+               ELSE
+                 SELECT array_agg(DISTINCT schema_name) INTO schemas
+                   FROM pg_event_trigger_ddl_commands() WHERE schema_name IS NOT NULL;
+               END IF;
+               FOREACH touched IN ARRAY coalesce(schemas, '{{}}')
+               LOOP
+                 tenants := public.tenantry_moving_in(touched);
+                 IF tenants IS NOT NULL THEN
+                   RAISE EXCEPTION '% refused: schema % holds tenants being moved (%), whose copies must keep their shape; end the move first (tenantry tenant move SLUG --complete or --rollback, or --cancel before its switch), then run the change again', TG_TAG, touched, tenants
+                     USING ERRCODE = '{SCHEMA_CHANGE_REFUSED}';
+                 END IF;
+               END LOOP;
+             END $f$"
+        ),
+        guard_trigger("ddl_command_end"),
+        guard_trigger("sql_drop"),
+    ]
+}
+
+/// Creates the guard's event trigger on `event` unless it exists.
+fn guard_trigger(event: &str) -> String {
+    format!(
+        "DO $d$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = '{DDL_GUARD}_{event}') THEN
+             CREATE EVENT TRIGGER {DDL_GUARD}_{event} ON {event}
+               EXECUTE FUNCTION public.{DDL_GUARD}();
+           END IF;
+         END $d$"
+    )
+}
+
 /// The tenant's registration and logged changes gone, and the triggers when it was the last.
 async fn remove_capture(conn: &mut PgConnection, tenant: TenantId) -> Result<()> {
     let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
@@ -508,6 +586,7 @@ async fn remove_capture(conn: &mut PgConnection, tenant: TenantId) -> Result<()>
     }
     let mut tx = conn.begin().await?;
     exec(&mut *tx, "SET LOCAL lock_timeout = '1s'".into()).await?;
+    exec(&mut *tx, format!("SET LOCAL {MOVE_DDL} = 'on'")).await?;
     for sql in [
         format!("DELETE FROM {MOVING} WHERE tenant_id = $1"),
         format!("DELETE FROM {CHANGES} WHERE tenant_id = $1"),
