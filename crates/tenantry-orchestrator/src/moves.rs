@@ -385,11 +385,13 @@ impl Orchestrator {
             }
             (OperationKind::Move, "copy") => self.copy(op, route, progress).await?,
             (OperationKind::Move, "catch_up") => {
+                // Until a round finds less than a batch: under a steady write load the log is
+                // never empty, and what is left is applied by the switch, writes paused.
                 let tables = source_driver.move_tables(&plan.source).await?;
                 while source_driver
                     .apply_changes(route, &tables, APPLY_BATCH)
                     .await?
-                    > 0
+                    >= APPLY_BATCH as usize
                 {
                     self.unless_cancelled(op).await?;
                 }

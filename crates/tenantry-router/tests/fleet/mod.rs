@@ -20,6 +20,8 @@ pub struct Fleet {
     pub master_key: MasterKey,
     /// The shard's server, for PostgreSQL fleets.
     pub server: Option<TestServer>,
+    /// The server of a second shard of the region (`eu-west-2`), where there is one.
+    pub second: Option<TestServer>,
     pub dir: tempfile::TempDir,
 }
 
@@ -36,16 +38,33 @@ impl Fleet {
             "[[shards]]\nname = \"eu-west-1\"\nregion = \"eu-west\"\nengine = \"postgres\"\nurl = \"{}\"\ncapacity = 100000\n",
             server.url
         );
-        Some(Self::with_shard(&shard, Some(server)).await)
+        Some(Self::with_shard(&shard, Some(server), None).await)
+    }
+
+    /// A fleet of two PostgreSQL shards of one region: `eu-west-1` (the shared database) and
+    /// `eu-west-2`, each a private server.
+    pub async fn postgres_two_shards() -> Option<Self> {
+        let (first, second) = (TestServer::start().await?, TestServer::start().await?);
+        let shards = format!(
+            "shared_shard = \"eu-west-1\"\n\
+             [[shards]]\nname = \"eu-west-1\"\nregion = \"eu-west\"\nengine = \"postgres\"\nurl = \"{}\"\ncapacity = 100000\n\
+             [[shards]]\nname = \"eu-west-2\"\nregion = \"eu-west\"\nengine = \"postgres\"\nurl = \"{}\"\ncapacity = 100000\n",
+            first.url, second.url
+        );
+        Some(Self::with_shard(&shards, Some(first), Some(second)).await)
     }
 
     /// A fleet whose shard is a directory of SQLite files.
     pub async fn sqlite() -> Self {
         let shard = "[[shards]]\nname = \"eu-west-1\"\nregion = \"eu-west\"\nengine = \"sqlite\"\ndirectory = \"data/shards/eu-west-1\"\ncapacity = 100000\n";
-        Self::with_shard(shard, None).await
+        Self::with_shard(shard, None, None).await
     }
 
-    async fn with_shard(shard: &str, server: Option<TestServer>) -> Self {
+    async fn with_shard(
+        shard: &str,
+        server: Option<TestServer>,
+        second: Option<TestServer>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let common = tenantry_core::config::DEFAULT_TOML;
         let plans = &common[common.find("# Plans:").unwrap()..];
@@ -72,6 +91,7 @@ impl Fleet {
             config,
             master_key,
             server,
+            second,
             dir,
         }
     }
