@@ -9,6 +9,10 @@ pub type Result<T, E = RouterError> = std::result::Result<T, E>;
 /// for a move (and for good once it has moved away).
 const PAUSED_FOR_MOVE: &str = "55P03";
 
+/// SQLSTATEs of a transaction the server rolled back to resolve a conflict with another
+/// (`deadlock_detected`, `serialization_failure`): running it again is the remedy.
+const CONFLICTS: [&str; 2] = ["40P01", "40001"];
+
 /// What went wrong reaching a tenant's data.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -56,6 +60,15 @@ impl RouterError {
             _ => false,
         }
     }
+
+    /// Whether the server rolled the transaction back to resolve a conflict (a deadlock, a
+    /// serialization failure): the router runs it again.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            RouterError::Database(e) => rolled_back_by_conflict(e),
+            _ => false,
+        }
+    }
 }
 
 /// Whether a database error is a move's write pause.
@@ -66,15 +79,30 @@ pub fn paused_for_move(error: &sqlx::Error) -> bool {
         .is_some_and(|code| code == PAUSED_FOR_MOVE)
 }
 
+/// Whether a database error rolled its transaction back to resolve a conflict.
+pub fn rolled_back_by_conflict(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| CONFLICTS.contains(&code.as_ref()))
+}
+
 /// Errors of application code run by [`Router::transaction`](crate::Router::transaction): the
-/// router retries the code when its error says the tenant's writes were paused for a move.
+/// router retries the code when its error says the tenant's writes were paused for a move, or
+/// that the server rolled it back to resolve a conflict.
 pub trait RouteError: From<RouterError> + From<sqlx::Error> {
     /// Whether the error is a move's write pause.
     fn is_paused_for_move(&self) -> bool;
+    /// Whether the error is a deadlock or a serialization failure.
+    fn is_conflict(&self) -> bool;
 }
 
 impl RouteError for RouterError {
     fn is_paused_for_move(&self) -> bool {
         RouterError::is_paused_for_move(self)
+    }
+
+    fn is_conflict(&self) -> bool {
+        RouterError::is_conflict(self)
     }
 }

@@ -35,7 +35,7 @@ mod pools;
 mod stats;
 pub mod tx;
 
-pub use error::{Result, RouteError, RouterError, paused_for_move};
+pub use error::{Result, RouteError, RouterError, paused_for_move, rolled_back_by_conflict};
 pub use key::TenantKey;
 pub use tx::{Scoped, TenantTx};
 
@@ -56,6 +56,9 @@ use tenantry_core::space::Space;
 use tenantry_core::{Isolation, TenantState};
 use tenantry_engines::driver::{Credentials, DATABASE_SECRET};
 use tenantry_engines::postgres::APP_ROLE;
+
+/// How many times [`Router::transaction`] runs work again that a conflict rolled back.
+pub const MAX_CONFLICT_RETRIES: u32 = 5;
 
 /// How the router connects, and its budgets.
 #[derive(Clone)]
@@ -205,7 +208,9 @@ impl Router {
     /// Runs `work` in a transaction scoped to the tenant and commits it. When the tenant's
     /// writes are paused for a move, rolls back, waits a moment, reads the tenant's place again
     /// and runs `work` anew, until [`RouterOptions::hold`] has passed
-    /// ([`RouterError::Moving`]). `work` may therefore run more than once.
+    /// ([`RouterError::Moving`]); when the server rolled it back to resolve a deadlock or a
+    /// serialization failure, runs it again (up to [`MAX_CONFLICT_RETRIES`] times). `work` may
+    /// therefore run more than once.
     pub async fn transaction<T, E, F>(&self, key: &TenantKey, mut work: F) -> Result<T, E>
     where
         E: RouteError,
@@ -213,6 +218,7 @@ impl Router {
     {
         let deadline = Instant::now() + self.inner.options.hold;
         let mut pause = Duration::from_millis(5);
+        let mut conflicts = 0;
         loop {
             let mut tx = self.begin(key).await?;
             let tenant = tx.tenant().clone();
@@ -224,6 +230,11 @@ impl Router {
                 }
             };
             match outcome {
+                Err(e) if e.is_conflict() && conflicts < MAX_CONFLICT_RETRIES => {
+                    conflicts += 1;
+                    tracing::debug!(tenant = %tenant.slug, attempt = conflicts, "rolled back by a conflict; running it again");
+                    tokio::time::sleep(Duration::from_millis(2 * u64::from(conflicts))).await;
+                }
                 Err(e) if e.is_paused_for_move() => {
                     self.inner.placements.forget(tenant.id);
                     if Instant::now() + pause > deadline {

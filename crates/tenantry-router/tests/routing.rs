@@ -329,3 +329,59 @@ async fn writes_through_the_router_are_held_through_a_move_and_none_is_lost() {
     tx.commit().await.unwrap();
     router.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_rolled_back_by_a_deadlock_runs_again_and_other_errors_do_not() {
+    let Some(fleet) = Fleet::postgres().await else {
+        return;
+    };
+    let t = fleet.tenant("retried", Isolation::Shared).await;
+    let router = fleet.router(RouterOptions::default());
+    let key = TenantKey::Id(t.id);
+    // The first run is chosen as a deadlock's victim; the second commits.
+    let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = Arc::clone(&runs);
+    router
+        .transaction(&key, move |tx| {
+            let run = counted.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                add_customer(tx, "once@retried.example").await?;
+                if run == 0 {
+                    sqlx::query(
+                        "DO $$ BEGIN RAISE EXCEPTION 'victim' USING ERRCODE = '40P01'; END $$",
+                    )
+                    .execute(tx.postgres().unwrap())
+                    .await?;
+                }
+                Ok(())
+            }) as BoxFuture<'_, Result<(), RouterError>>
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    let mut tx = router.begin(&key).await.unwrap();
+    assert_eq!(
+        visible_customers(&mut tx).await,
+        [t.id.to_string()],
+        "written once"
+    );
+    tx.commit().await.unwrap();
+
+    // A unique violation is the application's to answer: run once, returned as it is.
+    let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = Arc::clone(&runs);
+    let refused = router
+        .transaction(&key, move |tx| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move { add_customer(tx, "once@retried.example").await })
+                as BoxFuture<'_, Result<(), RouterError>>
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(
+        !refused.is_conflict() && !refused.is_paused_for_move(),
+        "{refused}"
+    );
+    router.close().await;
+}

@@ -48,6 +48,10 @@ impl RouteError for StoreError {
     fn is_paused_for_move(&self) -> bool {
         matches!(self, StoreError::Router(e) if e.is_paused_for_move())
     }
+
+    fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Router(e) if e.is_conflict())
+    }
 }
 
 impl StoreError {
