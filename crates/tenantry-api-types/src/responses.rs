@@ -43,6 +43,10 @@ pub struct Tenant {
     pub schema_version: Option<i64>,
     pub failure: Option<Failure>,
     pub epoch: i64,
+    /// The prefix of every key the tenant's code keeps in Redis (queues, caches), its own:
+    /// the router gives it to shared requests, dedicated compute gets it as `REDIS_PREFIX`.
+    #[schema(example = "tenantry:0190f1c2a7b84e6f9d3c5b1a2e4f6a8b:")]
+    pub redis_prefix: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

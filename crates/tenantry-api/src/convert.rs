@@ -6,6 +6,7 @@ use tenantry_catalog::model;
 use tenantry_orchestrator::fleet::{SpaceOutcome, SpaceResult};
 
 pub fn tenant(t: model::Tenant) -> api::Tenant {
+    let redis_prefix = t.id.key_prefix();
     api::Tenant {
         id: t.id.0,
         slug: t.slug,
@@ -26,6 +27,7 @@ pub fn tenant(t: model::Tenant) -> api::Tenant {
             error: f.error,
         }),
         epoch: t.epoch,
+        redis_prefix,
         created_at: t.created_at,
         updated_at: t.updated_at,
     }

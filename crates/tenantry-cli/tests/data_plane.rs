@@ -153,6 +153,10 @@ async fn a_storefront_started_as_the_data_plane_sets_up_new_tenants_and_serves_t
         (200, Some(1)),
         "{summary}"
     );
+    // Its keys in Redis have a prefix of its own, shown with it.
+    let acme = env.show("acme");
+    let simple = acme["id"].as_str().unwrap().replace('-', "");
+    assert_eq!(acme["redis_prefix"], format!("tenantry:{simple}:"));
     // The tenant whose set-up was refused has nothing to serve.
     let (status, body) = plane
         .shop("initech", reqwest::Method::GET, "/summary", None)

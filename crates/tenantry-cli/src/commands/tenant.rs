@@ -299,6 +299,7 @@ async fn show(cli: &Cli, b: &dyn Backend, slug: &str) -> Result<()> {
             ("placement reason", t.placement.reason.clone()),
             ("space", or_dash(space)),
             ("schema version", or_dash(t.schema_version)),
+            ("redis prefix", t.redis_prefix.clone()),
             ("admin", t.admin_email.clone()),
             (
                 "compliance",
