@@ -377,6 +377,13 @@ pub enum PlacementCommand {
         #[arg(long)]
         refresh: bool,
     },
+    /// Start, and run here, the moves placement.auto_move allows (past a threshold by its
+    /// margin, outside its cooldown), once; `tenantry serve` does this on its interval
+    AutoMove {
+        /// Collect every tenant's statistics first (counts rows: slow on large spaces)
+        #[arg(long)]
+        refresh: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -494,3 +494,71 @@ async fn a_move_under_way_is_cancelled_its_target_removed_and_the_tenant_left_wh
         stderr_of(&out)
     );
 }
+
+/// Runs `placement auto-move --refresh` and returns each tenant's outcome, by slug.
+fn auto_move(env: &Env) -> std::collections::BTreeMap<String, String> {
+    env.json(&["placement", "auto-move", "--refresh"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["slug"].as_str().unwrap().to_owned(),
+                o["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reconciler_moves_a_tenant_well_past_a_threshold_and_leaves_an_operators_rollback_standing()
+ {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let env = make_test_env_with(&["--postgres", &server.url]);
+    let out = env
+        .command()
+        .args(["placement", "auto-move"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("[placement.auto_move] is not set"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    assert!(text.contains("customers = 10000"), "the default thresholds");
+    let text = text.replace("customers = 10000", "customers = 1000")
+        + "\n[placement.auto_move]\nmargin = 0.2\ncooldown_secs = 3600\n";
+    env.replace_config(&text);
+    let near = env.create("near", "standard", "eu-west", &[]);
+    let big = env.create("big", "standard", "eu-west", &[]);
+    let mut shared = connect(&server, big["space"]["database"].as_str().unwrap()).await;
+    add_customers(&mut shared, "customers", near["id"].as_str().unwrap(), 1100).await;
+    add_customers(&mut shared, "customers", big["id"].as_str().unwrap(), 1500).await;
+
+    // Past the threshold by the margin: moved; at it but not by the margin: left.
+    let outcomes = auto_move(&env);
+    assert!(outcomes["big"].starts_with("moved"), "{outcomes:#?}");
+    assert!(outcomes["near"].contains("not 20 % past"), "{outcomes:#?}");
+    assert_eq!(env.show("big")["isolation"], "schema");
+    assert_eq!(env.show("near")["isolation"], "shared");
+    assert!(env.event_types("big").contains(&"TenantMoved".to_owned()));
+
+    // Its move waits for an operator; an operator's rollback then stands for the cooldown.
+    let outcomes = auto_move(&env);
+    assert!(
+        outcomes
+            .get("big")
+            .is_none_or(|o| o.contains("rollback window")),
+        "{outcomes:#?}"
+    );
+    env.json(&["tenant", "move", "big", "--rollback"]);
+    assert_eq!(env.show("big")["isolation"], "shared");
+    let outcomes = auto_move(&env);
+    assert!(outcomes["big"].contains("cooldown"), "{outcomes:#?}");
+    assert_eq!(env.show("big")["isolation"], "shared");
+}

@@ -209,6 +209,39 @@ pub struct PlacementConfig {
     /// (`tenantry placement recommend`).
     #[serde(default)]
     pub growth: Vec<crate::growth::GrowthRule>,
+    /// Moves started without an operator when a tenant crosses a growth threshold; off unless
+    /// set.
+    #[serde(default)]
+    pub auto_move: Option<AutoMove>,
+}
+
+/// `[placement.auto_move]`: the reconciler moves tenants that grew, with hysteresis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoMove {
+    /// How far past a threshold a tenant must be before a move starts (0.2: 20 % past), so
+    /// that a tenant at a threshold is not moved on a passing peak.
+    #[serde(default = "default_auto_move_margin")]
+    pub margin: f64,
+    /// Seconds after a tenant's last move ended (done, rolled back, failed or cancelled) during
+    /// which it is not moved again, so that an operator's rollback stands.
+    #[serde(default = "default_auto_move_cooldown")]
+    pub cooldown_secs: u64,
+    /// Seconds between looks (`tenantry serve`).
+    #[serde(default = "default_auto_move_interval")]
+    pub interval_secs: u64,
+}
+
+fn default_auto_move_margin() -> f64 {
+    0.2
+}
+
+fn default_auto_move_cooldown() -> u64 {
+    24 * 3600
+}
+
+fn default_auto_move_interval() -> u64 {
+    300
 }
 
 /// Event sinks. Every event goes to each configured sink, in order, at least once.
@@ -645,6 +678,17 @@ impl Config {
                     "give at least one of rows, table_rows, size_mb, avg_query_ms".into(),
                 );
             }
+        }
+        if let Some(auto) = &self.placement.auto_move
+            && !(0.0..=10.0).contains(&auto.margin)
+        {
+            problem(
+                "placement.auto_move.margin".into(),
+                format!(
+                    "{} is not a margin: give a fraction from 0 to 10 (0.2: 20 % past a threshold)",
+                    auto.margin
+                ),
+            );
         }
         for (slug, o) in &self.placement.overrides {
             let key = format!("placement.overrides.{slug}");

@@ -71,6 +71,29 @@ pub fn recommend(
         .map(|(to, reason)| Recommendation { to, reason })
 }
 
+/// `rules` with every threshold raised by `margin` (0.2: 20 % higher): a tenant that crosses
+/// these is past the original ones by at least that much.
+pub fn with_margin(rules: &[GrowthRule], margin: f64) -> Vec<GrowthRule> {
+    let raise = |n: i64| (n as f64 * (1.0 + margin)).ceil() as i64;
+    rules
+        .iter()
+        .map(|r| GrowthRule {
+            to: r.to,
+            when: GrowthWhen {
+                rows: r.when.rows.map(raise),
+                table_rows: r
+                    .when
+                    .table_rows
+                    .iter()
+                    .map(|(t, n)| (t.clone(), raise(*n)))
+                    .collect(),
+                size_mb: r.when.size_mb.map(raise),
+                avg_query_ms: r.when.avg_query_ms.map(|ms| ms * (1.0 + margin)),
+            },
+        })
+        .collect()
+}
+
 /// The first figure of `usage` that crosses `when`, in words.
 fn crossed(when: &GrowthWhen, usage: &Usage) -> Option<String> {
     let total: i64 = usage.rows.values().sum();
@@ -104,6 +127,20 @@ fn crossed(when: &GrowthWhen, usage: &Usage) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_margin_raises_every_threshold() {
+        let raised = with_margin(&rules(), 0.2);
+        assert_eq!(raised[0].when.table_rows["customers"], 1200);
+        assert_eq!(raised[1].when.rows, Some(120_000));
+        let usage = |customers| Usage {
+            rows: [("customers".to_owned(), customers)].into(),
+            ..Usage::default()
+        };
+        assert!(recommend(&rules(), Isolation::Shared, &usage(1100)).is_some());
+        assert!(recommend(&raised, Isolation::Shared, &usage(1100)).is_none());
+        assert!(recommend(&raised, Isolation::Shared, &usage(1200)).is_some());
+    }
 
     fn rules() -> Vec<GrowthRule> {
         vec![

@@ -18,6 +18,7 @@
 //! - [`failpoints`]: `TENANTRY_FAILPOINTS`, to crash or fail at any step in tests.
 //! - [`error`]: the layer's error type.
 
+pub mod auto_moves;
 pub mod delegated;
 pub mod error;
 pub mod failpoints;

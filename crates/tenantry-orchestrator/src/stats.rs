@@ -46,6 +46,15 @@ impl Orchestrator {
     }
 }
 
+/// What the growth thresholds judge a tenant by.
+pub(crate) fn usage(stats: &TenantStats) -> tenantry_core::growth::Usage {
+    tenantry_core::growth::Usage {
+        rows: stats.rows.clone(),
+        size_bytes: stats.size_bytes,
+        avg_query_ms: (stats.queries > 0).then(|| stats.query_ms_total / stats.queries as f64),
+    }
+}
+
 /// A tenant the growth thresholds advise to move.
 #[derive(Debug, Clone)]
 pub struct Advice {
@@ -71,14 +80,8 @@ impl Orchestrator {
                 continue;
             }
             let stats = self.tenant_stats(&tenant.slug, refresh).await?;
-            let usage = tenantry_core::growth::Usage {
-                rows: stats.rows.clone(),
-                size_bytes: stats.size_bytes,
-                avg_query_ms: (stats.queries > 0)
-                    .then(|| stats.query_ms_total / stats.queries as f64),
-            };
             if let Some(recommendation) =
-                tenantry_core::growth::recommend(rules, tenant.isolation, &usage)
+                tenantry_core::growth::recommend(rules, tenant.isolation, &usage(&stats))
             {
                 out.push(Advice {
                     tenant,

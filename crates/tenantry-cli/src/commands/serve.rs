@@ -74,6 +74,36 @@ async fn reconcile(orch: Arc<Orchestrator>, every: Duration, stop: watch::Receiv
     }
 }
 
+/// Starts the moves `[placement.auto_move]` allows every `every` (collecting every tenant's
+/// statistics first); the worker runs them.
+async fn auto_move(
+    orch: Arc<Orchestrator>,
+    work: Arc<Notify>,
+    every: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stopped(stop.clone()) => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match orch.start_auto_moves(true).await {
+            Ok(decisions) => {
+                let started = decisions.iter().filter(|d| d.started.is_some()).count();
+                tracing::info!(
+                    past_a_threshold = decisions.len(),
+                    started,
+                    "auto-move pass"
+                );
+                if started > 0 {
+                    work.notify_one();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "auto-move pass failed"),
+        }
+    }
+}
+
 /// Finishes operations whose worker on this host died, without waiting for their leases.
 async fn take_over_dead_workers(orch: &Orchestrator) {
     let Ok(open) = orch.open_operations().await else {
@@ -146,10 +176,24 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let interval = Duration::from_secs(args.interval.max(1));
-    let worker = tokio::spawn(worker(orch.clone(), work, interval, stop_rx.clone()));
+    let worker = tokio::spawn(worker(
+        orch.clone(),
+        work.clone(),
+        interval,
+        stop_rx.clone(),
+    ));
     let reconciler = config.infrastructure.as_ref().map(|infra| {
         let every = Duration::from_secs(infra.reconcile_interval_secs.max(1));
         tokio::spawn(reconcile(orch.clone(), every, stop_rx.clone()))
+    });
+    let auto_moves = config.placement.auto_move.as_ref().map(|auto| {
+        let every = Duration::from_secs(auto.interval_secs.max(1));
+        tokio::spawn(auto_move(
+            orch.clone(),
+            work.clone(),
+            every,
+            stop_rx.clone(),
+        ))
     });
     let relay = Relay::new(orch.catalog().clone(), sinks);
     let relay_interval = Duration::from_millis(config.events.relay_interval_ms.max(50));
@@ -166,8 +210,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         .await;
     let _ = stop_tx.send(true);
     let _ = tokio::join!(worker, relay);
-    if let Some(reconciler) = reconciler {
-        let _ = reconciler.await;
+    for task in [reconciler, auto_moves].into_iter().flatten() {
+        let _ = task.await;
     }
     tracing::info!("stopped");
     served.context("serving HTTP")
