@@ -789,6 +789,30 @@ mod tests {
     }
 
     #[test]
+    fn auto_moves_are_off_by_default_and_a_bad_margin_is_named() {
+        let dir = make_test_dir(DEFAULT_TOML);
+        let config = Config::load(&dir.path().join("tenantry.toml")).unwrap();
+        assert_eq!(config.placement.auto_move, None);
+        let on = format!("{DEFAULT_TOML}\n[placement.auto_move]\nmargin = 0.5\n");
+        let dir = make_test_dir(&on);
+        let auto = Config::load(&dir.path().join("tenantry.toml"))
+            .unwrap()
+            .placement
+            .auto_move
+            .unwrap();
+        assert_eq!(
+            (auto.margin, auto.cooldown_secs, auto.interval_secs),
+            (0.5, 86_400, 300)
+        );
+        let bad = format!("{DEFAULT_TOML}\n[placement.auto_move]\nmargin = -1.0\n");
+        let dir = make_test_dir(&bad);
+        let err = Config::load(&dir.path().join("tenantry.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("placement.auto_move.margin"), "{err}");
+    }
+
+    #[test]
     fn problems_name_the_key() {
         let broken = DEFAULT_TOML.replace("region = \"us-east\"", "region = \"us-est\"");
         let dir = make_test_dir(&broken);
