@@ -90,17 +90,7 @@ impl Orchestrator {
 
     /// Why the tenant is not to be moved now, judged by its last move, if it is not.
     async fn cooling_down(&self, tenant: &Tenant, cooldown_secs: u64) -> Result<Option<String>> {
-        let last = self
-            .catalog
-            .operations(Some(tenant.id), 50)
-            .await?
-            .into_iter()
-            .find(|op| {
-                matches!(
-                    op.kind,
-                    OperationKind::Move | OperationKind::MoveComplete | OperationKind::MoveRollback
-                )
-            });
+        let last = self.last_move(tenant).await?;
         let Some(last) = last else {
             return Ok(None);
         };

@@ -238,7 +238,7 @@ impl Orchestrator {
     }
 
     /// The tenant's last move, completion or rollback of a move.
-    async fn last_move(&self, tenant: &Tenant) -> Result<Option<Operation>> {
+    pub(crate) async fn last_move(&self, tenant: &Tenant) -> Result<Option<Operation>> {
         Ok(self
             .catalog
             .operations(Some(tenant.id), 50)
