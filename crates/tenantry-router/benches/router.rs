@@ -65,9 +65,8 @@ const READ: &str = "SELECT email FROM customers WHERE id = $1::uuid";
 #[derive(Clone)]
 enum Reader {
     Router(Router, TenantKey),
-    PlainTransaction(PgPool),
-    /// A plain transaction opened with the statement the router opens it with.
-    PlainScoped(PgPool, String),
+    /// A plain transaction opened with this statement: `BEGIN`, or the router's scoping one.
+    PlainTransaction(PgPool, String),
     PlainQuery(PgPool),
 }
 
@@ -84,17 +83,7 @@ impl Reader {
                 tx.commit().await.unwrap();
                 email
             }
-            Reader::PlainTransaction(pool) => {
-                let mut tx = pool.begin().await.unwrap();
-                let email = sqlx::query_scalar(READ)
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .unwrap();
-                tx.commit().await.unwrap();
-                email
-            }
-            Reader::PlainScoped(pool, begin) => {
+            Reader::PlainTransaction(pool, begin) => {
                 let mut tx = pool
                     .begin_with(sqlx::AssertSqlSafe(begin.clone()))
                     .await
@@ -191,8 +180,8 @@ async fn point_reads(fleet: &Fleet, reads: usize, workers: usize) {
         }
         let readers = [
             Reader::Router(router.clone(), TenantKey::Id(tenant.id)),
-            Reader::PlainTransaction(pool.clone()),
-            Reader::PlainScoped(pool.clone(), begin),
+            Reader::PlainTransaction(pool.clone(), "BEGIN".into()),
+            Reader::PlainTransaction(pool.clone(), begin),
             Reader::PlainQuery(pool.clone()),
         ];
         // Rounds in turn, so that what the machine does meanwhile falls on all alike.
