@@ -129,3 +129,12 @@ pub struct MoveTenant {
     #[serde(default)]
     pub cancel: bool,
 }
+
+/// A change of a tenant's plan: placement runs again; a change of isolation becomes a live
+/// move, a change of compute or quota an update.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    #[schema(example = "enterprise")]
+    pub plan: String,
+}

@@ -300,3 +300,63 @@ pub struct TenantStats {
     pub avg_query_ms: Option<f64>,
     pub queries_since: Option<DateTime<Utc>>,
 }
+
+/// A tenant's own compute, as its runtime observes it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantCompute {
+    /// `shared` (it is served by the fleet's application) or `dedicated`.
+    pub compute: Compute,
+    /// The runtime of dedicated compute: `process` or `kubernetes`; absent for shared compute.
+    pub runtime: Option<String>,
+    /// `running`, `unhealthy`, `stopped` or `absent`; absent for shared compute.
+    pub state: Option<String>,
+    /// Where it answers, e.g. `http://127.0.0.1:41235`.
+    pub endpoint: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A tenant's licence, checked with the installation's public key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantLicence {
+    /// Whether one was issued.
+    pub issued: bool,
+    /// Whether its signature verifies and it has not expired.
+    pub valid: bool,
+    /// Why it does not verify.
+    pub error: Option<String>,
+    /// Its contents, when it verifies.
+    #[schema(value_type = Option<Object>)]
+    pub licence: Option<Value>,
+    /// Where it disagrees with the tenant's plan now (reissued by a plan change).
+    pub stale: Vec<String>,
+    /// The public key (base64) it verifies with, for the tenant's compute.
+    pub public_key: String,
+}
+
+/// One difference the reconciler found between a tenant's declared and observed state.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Drift {
+    pub tenant_id: Uuid,
+    pub slug: String,
+    /// What differs: `space_behind`, `storage_missing`, `compute_down`,
+    /// `compute_of_suspended`, `licence_missing`, `leftovers`, `database_missing`.
+    pub kind: String,
+    /// What was declared and what was observed, in words.
+    pub detail: String,
+    /// What the reconciler did (or, in a dry run, would do).
+    pub repair: String,
+    /// `repaired`, `failed`, `reported` (data loss: never repaired silently) or `planned`.
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// The last reconcile pass.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Reconciliation {
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub dry_run: bool,
+    /// Tenants looked at.
+    pub tenants: usize,
+    pub drifts: Vec<Drift>,
+}

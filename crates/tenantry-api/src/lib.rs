@@ -31,8 +31,8 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use routes::{
-    domains, events, health, infrastructure, migrations, moves, operations, plans, pool,
-    shard_admin, storage, tenants, topology,
+    compute, domains, events, health, infrastructure, migrations, moves, operations, plans, pool,
+    reconciliation, shard_admin, storage, tenants, topology,
 };
 
 /// Largest request body accepted (bodies are small JSON documents).
@@ -65,6 +65,10 @@ pub fn router(state: AppState) -> Router {
         .route("/plans", get(plans::list))
         .route("/placement/recommendations", get(plans::recommendations))
         .route("/tenants/{slug}/storage", get(storage::show))
+        .route("/tenants/{slug}/compute", get(compute::show))
+        .route("/tenants/{slug}/licence", get(compute::licence))
+        .route("/tenants/{slug}/manifests", get(compute::manifests))
+        .route("/reconciliation", get(reconciliation::last))
         .route("/tenants/{slug}/domains", get(domains::show))
         .route("/tenants/{slug}/stats", get(storage::stats))
         .route("/domains/{host}", get(domains::resolve))
@@ -87,7 +91,10 @@ pub fn router(state: AppState) -> Router {
         ));
     let operator = Router::new()
         .route("/tenants", post(tenants::create))
-        .route("/tenants/{slug}", axum::routing::delete(tenants::delete))
+        .route(
+            "/tenants/{slug}",
+            axum::routing::delete(tenants::delete).patch(compute::update),
+        )
         .route("/tenants/{slug}/suspend", post(tenants::suspend))
         .route("/tenants/{slug}/resume", post(tenants::resume))
         .route("/tenants/{slug}/domains", axum::routing::put(domains::set))

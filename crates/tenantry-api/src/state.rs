@@ -13,4 +13,7 @@ pub struct AppState {
     pub work: Arc<Notify>,
     /// The names of the event sinks the relay delivers to (for the outbox-lag gauge).
     pub sinks: Option<Arc<Vec<String>>>,
+    /// The reconciler's last pass over tenants, kept by `tenantry serve`.
+    pub reconciliation:
+        Arc<tokio::sync::RwLock<Option<tenantry_api_types::responses::Reconciliation>>>,
 }

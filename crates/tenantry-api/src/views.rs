@@ -5,7 +5,7 @@
 
 use crate::convert;
 use tenantry_api_types::admin::{self, Plan};
-use tenantry_api_types::responses::{Region, Shard, TenantStorage};
+use tenantry_api_types::responses::{self, Region, Shard, TenantStorage};
 use tenantry_catalog::model::{self, TenantFilter};
 use tenantry_core::config::Config;
 use tenantry_core::shard::ShardState;
@@ -106,4 +106,87 @@ pub async fn placement_advice(
             size_bytes: a.stats.size_bytes,
         })
         .collect())
+}
+
+/// The tenant's own compute as its runtime observes it (nothing to observe on shared compute).
+pub async fn compute(
+    orch: &Orchestrator,
+    tenant: &model::Tenant,
+) -> Result<responses::TenantCompute, OrchestratorError> {
+    let status = orch.compute_status(tenant).await?;
+    let runtime = match &status {
+        Some(_) => Some(orch.compute_runtime().await?.name().to_owned()),
+        None => None,
+    };
+    Ok(responses::TenantCompute {
+        compute: tenant.compute,
+        runtime,
+        state: status.as_ref().map(|s| s.state.to_string()),
+        endpoint: status.as_ref().and_then(|s| s.endpoint.clone()),
+        detail: status.and_then(|s| s.detail),
+    })
+}
+
+/// The tenant's licence, verified.
+pub async fn licence(
+    orch: &Orchestrator,
+    tenant: &model::Tenant,
+) -> Result<responses::TenantLicence, OrchestratorError> {
+    let public_key = orch.licence_key()?.public().to_base64();
+    Ok(match orch.licence(tenant).await? {
+        None => responses::TenantLicence {
+            issued: false,
+            valid: false,
+            error: Some("no licence was issued".into()),
+            licence: None,
+            stale: Vec::new(),
+            public_key,
+        },
+        Some(check) => responses::TenantLicence {
+            issued: true,
+            valid: check.verified.is_ok(),
+            error: check.verified.as_ref().err().map(|e| e.to_string()),
+            licence: check
+                .verified
+                .ok()
+                .map(|l| serde_json::to_value(l).expect("licences serialise")),
+            stale: check.stale,
+            public_key,
+        },
+    })
+}
+
+/// A reconcile pass, for people and programs.
+pub fn reconciliation(
+    report: &tenantry_orchestrator::reconcile::ReconcileReport,
+) -> responses::Reconciliation {
+    use tenantry_orchestrator::reconcile::Outcome;
+    responses::Reconciliation {
+        started_at: report.started_at,
+        finished_at: report.finished_at,
+        dry_run: report.dry_run,
+        tenants: report.tenants,
+        drifts: report
+            .drifts
+            .iter()
+            .map(|d| responses::Drift {
+                tenant_id: d.tenant.id.0,
+                slug: d.tenant.slug.clone(),
+                kind: d.kind.as_str().to_owned(),
+                detail: d.detail.clone(),
+                repair: d.repair.clone(),
+                outcome: match &d.outcome {
+                    Outcome::Planned => "planned",
+                    Outcome::Repaired => "repaired",
+                    Outcome::Failed(_) => "failed",
+                    Outcome::Reported => "reported",
+                }
+                .to_owned(),
+                error: match &d.outcome {
+                    Outcome::Failed(e) => Some(e.clone()),
+                    _ => None,
+                },
+            })
+            .collect(),
+    }
 }

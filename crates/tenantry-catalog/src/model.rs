@@ -68,6 +68,16 @@ pub struct TenantUpdate {
     pub space: Option<Option<Space>>,
     pub schema_version: Option<Option<i64>>,
     pub failure: Option<Option<Failure>>,
+    /// A new plan and what placement decided for it (its isolation changes only by a move).
+    pub plan: Option<PlanChange>,
+}
+
+/// A tenant's new plan, with its placement run again.
+#[derive(Debug, Clone)]
+pub struct PlanChange {
+    pub plan: String,
+    pub placement: Placement,
+    pub characteristics: Characteristics,
 }
 
 /// Where a moved tenant lives now.
@@ -190,6 +200,8 @@ words!(
         MoveComplete => "move_complete",
         /// Undoes a move: the tenant goes back to its old place with its new changes.
         MoveRollback => "move_rollback",
+        /// Applies a plan change that keeps the tenant's isolation: its licence and compute.
+        Update => "update",
     }
 );
 

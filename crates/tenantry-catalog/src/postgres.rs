@@ -489,6 +489,20 @@ async fn apply_update(
             .execute(&mut *conn)
             .await?;
     }
+    if let Some(change) = &update.plan {
+        sqlx::query(
+            "UPDATE tenants SET plan = $1, compute = $2, placement = $3, characteristics = $4,
+                 updated_at = $5 WHERE id = $6",
+        )
+        .bind(&change.plan)
+        .bind(change.placement.compute.as_str())
+        .bind(to_json(&change.placement))
+        .bind(to_json(&change.characteristics))
+        .bind(now)
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
@@ -901,6 +915,18 @@ impl CatalogStore for PgCatalog {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(tenant_from_row).collect()
+    }
+
+    async fn append_events(&self, tenant: TenantId, events: Vec<NewEvent>) -> Result<()> {
+        let events = &events;
+        self.in_tx(|tx| {
+            Box::pin(async move {
+                let conn: &mut PgConnection = tx;
+                load_tenant(conn, tenant, false).await?;
+                insert_events(conn, tenant, events, Utc::now()).await
+            })
+        })
+        .await
     }
 
     async fn update_tenant(&self, id: TenantId, update: TenantUpdate) -> Result<Tenant> {

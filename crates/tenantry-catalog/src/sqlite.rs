@@ -634,6 +634,14 @@ impl CatalogStore for SqliteCatalog {
         Ok(tenant)
     }
 
+    async fn append_events(&self, tenant: TenantId, events: Vec<NewEvent>) -> Result<()> {
+        let mut tx = self.write().await?;
+        load_tenant(&mut tx, tenant).await?;
+        insert_events(&mut tx, tenant, &events, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn transition(
         &self,
         id: TenantId,
@@ -1496,6 +1504,20 @@ async fn apply_update(
             .bind(id.to_string())
             .execute(&mut *conn)
             .await?;
+    }
+    if let Some(change) = &update.plan {
+        sqlx::query(
+            "UPDATE tenants SET plan = ?, compute = ?, placement = ?, characteristics = ?,
+                 updated_at = ? WHERE id = ?",
+        )
+        .bind(&change.plan)
+        .bind(change.placement.compute.as_str())
+        .bind(json(&change.placement))
+        .bind(json(&change.characteristics))
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

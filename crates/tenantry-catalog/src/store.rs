@@ -98,6 +98,8 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn tenants(&self, filter: &TenantFilter) -> Result<Vec<Tenant>>;
     /// Updates recorded fields without a state change.
     async fn update_tenant(&self, id: TenantId, update: TenantUpdate) -> Result<Tenant>;
+    /// Appends events about a tenant to the outbox (what the reconciler found and did).
+    async fn append_events(&self, tenant: TenantId, events: Vec<NewEvent>) -> Result<()>;
     /// Moves a tenant to `to` (checked against the lifecycle), writes the audit row, the events
     /// and `update`, and checkpoints `checkpoint` as done — all in one transaction. If the
     /// tenant is already in `to` and the checkpoint is already done, nothing is written.

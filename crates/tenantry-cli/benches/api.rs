@@ -171,6 +171,7 @@ async fn run() {
         tokens: Arc::new(CatalogTokens(catalog.clone())),
         work: work.clone(),
         sinks: None,
+        reconciliation: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

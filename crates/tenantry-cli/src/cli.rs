@@ -78,8 +78,9 @@ pub enum Command {
     Pool(PoolCommand),
     /// Bring tenant spaces to the application's latest migration
     Migrate(MigrateArgs),
-    /// Compare each tenant's infrastructure with its declared configuration once, and repair
-    /// what drifted (`tenantry serve` does this on its interval)
+    /// Compare every tenant's declared state (space, storage, licence, compute, infrastructure)
+    /// with what is observed once, and repair what drifted (`tenantry serve` does this on its
+    /// interval)
     Reconcile(ReconcileArgs),
     /// Placement advice from the tenants' statistics and the growth thresholds
     #[command(subcommand)]
@@ -119,7 +120,7 @@ pub enum TenantCommand {
     Create(CreateArgs),
     /// List tenants
     List(ListArgs),
-    /// Show one tenant: placement, space, storage, schema version
+    /// Show one tenant: placement, space, storage, compute, licence, schema version
     Show(SlugArg),
     /// The tenant's state transitions, oldest first
     History(SlugArg),
@@ -135,6 +136,22 @@ pub enum TenantCommand {
     Stats(StatsArgs),
     /// Move a tenant's data live to another isolation or shard of its region (PostgreSQL)
     Move(MoveArgs),
+    /// Change a tenant's plan: placement runs again; a new isolation is a live move, new
+    /// compute or quota an update (licence reissued, dedicated compute started or removed)
+    Update(UpdateArgs),
+    /// Verify a tenant's licence with the installation's public key and show what it grants
+    Licence(SlugArg),
+    /// Print the Kubernetes objects of a tenant's own compute (secret values redacted)
+    Manifests(SlugArg),
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The tenant's slug
+    pub slug: String,
+    /// The new plan (see `tenantry plan list`)
+    #[arg(long)]
+    pub plan: String,
 }
 
 #[derive(Debug, Args)]

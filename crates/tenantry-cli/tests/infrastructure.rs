@@ -575,20 +575,23 @@ async fn drift_is_found_by_one_reconcile_pass_and_gone_at_the_next() {
         .join(format!("data/terraform/tenants/{id}.tfstate"));
 
     let clean = env.json(&["reconcile"]);
-    assert_eq!(clean[0]["drifted"], false, "{clean}");
+    assert_eq!(clean["infrastructure"][0]["drifted"], false, "{clean}");
 
     edit_state(&state, 999);
     let looked = env.json(&["reconcile", "--dry-run"]);
-    assert_eq!(looked[0]["drifted"], true, "{looked}");
+    assert_eq!(looked["infrastructure"][0]["drifted"], true, "{looked}");
     assert_eq!(
-        looked[0]["repair"],
+        looked["infrastructure"][0]["repair"],
         Value::Null,
         "a dry run repairs nothing"
     );
 
     let repaired = env.json(&["reconcile"]);
     assert_eq!(
-        (&repaired[0]["drifted"], &repaired[0]["outcome"]),
+        (
+            &repaired["infrastructure"][0]["drifted"],
+            &repaired["infrastructure"][0]["outcome"]
+        ),
         (&json!(true), &json!("succeeded")),
         "{repaired}"
     );
@@ -604,13 +607,16 @@ async fn drift_is_found_by_one_reconcile_pass_and_gone_at_the_next() {
         100
     );
     let again = env.json(&["reconcile"]);
-    assert_eq!(again[0]["drifted"], false, "{again}");
+    assert_eq!(again["infrastructure"][0]["drifted"], false, "{again}");
 
     // A suspended tenant's infrastructure is left as it is (by default).
     env.tenantry(["tenant", "suspend", "acme"]).success();
     edit_state(&state, 555);
     let skipped = env.json(&["reconcile"]);
-    assert!(skipped.as_array().unwrap().is_empty(), "{skipped}");
+    assert!(
+        skipped["infrastructure"].as_array().unwrap().is_empty(),
+        "{skipped}"
+    );
 
     let events = env.json(&["events", "list", "--tenant", "acme"]);
     let types: Vec<&str> = events

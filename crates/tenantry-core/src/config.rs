@@ -103,6 +103,15 @@ pub struct Config {
     /// Per-tenant infrastructure through Terraform; absent, the infrastructure API says so.
     #[serde(default)]
     pub infrastructure: Option<InfrastructureConfig>,
+    /// Where dedicated tenants' own compute runs.
+    #[serde(default)]
+    pub compute: ComputeConfig,
+    /// The reconciler of `tenantry serve`.
+    #[serde(default)]
+    pub reconciler: ReconcilerConfig,
+    /// The file the configuration was loaded from (absolute), handed to the processes it starts.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
     /// The directory the file was loaded from; relative paths were resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -120,8 +129,169 @@ pub struct CatalogConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Root directory; each tenant gets `<root>/<region>/tenants/<tenant id>/`.
+    /// `local` (the default: files under `root`) or `s3` (an S3-compatible bucket, `[storage.s3]`).
+    #[serde(default)]
+    pub backend: StorageBackend,
+    /// Root directory of the local backend; each tenant gets
+    /// `<root>/<region>/tenants/<tenant id>/`.
     pub root: PathBuf,
+    /// The bucket of the `s3` backend.
+    #[serde(default)]
+    pub s3: Option<S3Config>,
+}
+
+/// Where tenants' objects are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    #[default]
+    Local,
+    S3,
+}
+
+/// An S3-compatible bucket. Credentials come from the environment (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), never from this file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// A prefix inside the bucket before `<region>/tenants/<tenant id>/`.
+    #[serde(default)]
+    pub prefix: String,
+    /// The endpoint of an S3-compatible server (MinIO, Ceph…); AWS when absent.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The bucket's AWS region.
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// Allow a plain-HTTP endpoint (a local test server).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
+}
+
+/// `[reconciler]`: how often `tenantry serve` compares every tenant's declared state with what
+/// it observes, and repairs the difference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcilerConfig {
+    /// Seconds between passes; 0 turns the reconciler off.
+    #[serde(default = "default_reconciler_interval")]
+    pub interval_secs: u64,
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: default_reconciler_interval(),
+        }
+    }
+}
+
+fn default_reconciler_interval() -> u64 {
+    30
+}
+
+/// `[compute]`: how dedicated tenants' own compute runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeConfig {
+    /// `process` (the default: a local process per tenant) or `kubernetes`.
+    #[serde(default)]
+    pub runtime: ComputeRuntimeKind,
+    /// Where the process runtime keeps each tenant's process record and log.
+    #[serde(default = "default_compute_directory")]
+    pub directory: PathBuf,
+    /// The address tenants' processes listen on.
+    #[serde(default = "default_compute_host")]
+    pub host: String,
+    /// The program tenants' processes run [default: this `tenantry` binary].
+    #[serde(default)]
+    pub program: Option<PathBuf>,
+    /// How long a tenant's compute has to answer its health check when it starts.
+    #[serde(default = "default_health_timeout")]
+    pub health_timeout_secs: u64,
+    /// The Kubernetes runtime.
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        Self {
+            runtime: ComputeRuntimeKind::default(),
+            directory: default_compute_directory(),
+            host: default_compute_host(),
+            program: None,
+            health_timeout_secs: default_health_timeout(),
+            kubernetes: KubernetesConfig::default(),
+        }
+    }
+}
+
+fn default_compute_directory() -> PathBuf {
+    PathBuf::from("data/compute")
+}
+
+fn default_compute_host() -> String {
+    "127.0.0.1".into()
+}
+
+fn default_health_timeout() -> u64 {
+    30
+}
+
+/// The runtime of dedicated compute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeRuntimeKind {
+    #[default]
+    Process,
+    Kubernetes,
+}
+
+/// `[compute.kubernetes]`: what each dedicated tenant's Deployment runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// The application's container image.
+    #[serde(default = "default_image")]
+    pub image: String,
+    /// Each tenant's Namespace is this prefix and its slug.
+    #[serde(default = "default_namespace_prefix")]
+    pub namespace_prefix: String,
+    /// The Ingress class of tenants' Ingresses [default: the cluster's default].
+    #[serde(default)]
+    pub ingress_class: Option<String>,
+    /// The port the application listens on in its container.
+    #[serde(default = "default_container_port")]
+    pub container_port: u16,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            image: default_image(),
+            namespace_prefix: default_namespace_prefix(),
+            ingress_class: None,
+            container_port: default_container_port(),
+        }
+    }
+}
+
+fn default_image() -> String {
+    "ghcr.io/tenantry/storefront:latest".into()
+}
+
+fn default_namespace_prefix() -> String {
+    "tenant-".into()
+}
+
+fn default_container_port() -> u16 {
+    8080
 }
 
 /// The tenant application.
@@ -463,6 +633,7 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         config.base_dir = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        config.source = std::path::absolute(path).ok();
         config.resolve_paths();
         let problems = config.problems();
         if problems.is_empty() {
@@ -483,6 +654,12 @@ impl Config {
             }
         };
         abs(&mut self.storage.root);
+        abs(&mut self.compute.directory);
+        if let Some(program) = self.compute.program.as_mut()
+            && program.components().count() > 1
+        {
+            abs(program);
+        }
         abs(&mut self.application.migrations);
         abs(&mut self.application.seeds);
         if let Some(infra) = self.infrastructure.as_mut() {
@@ -520,6 +697,12 @@ impl Config {
                     "{:?} is neither a file nor on PATH: install Terraform or OpenTofu (or give its path here), or remove the [infrastructure] section",
                     infra.terraform
                 ),
+            );
+        }
+        if self.storage.backend == StorageBackend::S3 && self.storage.s3.is_none() {
+            problem(
+                "storage.s3".into(),
+                "backend = \"s3\" needs a [storage.s3] section with at least bucket = \"…\"".into(),
             );
         }
         if !(self.catalog.url.starts_with("sqlite://") || self.catalog.url.starts_with("postgres"))

@@ -71,6 +71,12 @@ impl LicenceKey {
         Ok(Self(SigningKey::from_bytes(&bytes)))
     }
 
+    /// The installation's signing key, derived from its master key: nothing more to keep safe,
+    /// and the same key in every process that holds the master key.
+    pub fn derived_from(master: &crate::secrets::MasterKey) -> Self {
+        Self(SigningKey::from_bytes(&master.derive("licence signing")))
+    }
+
     pub fn to_base64(&self) -> String {
         STANDARD.encode(self.0.to_bytes())
     }

@@ -78,6 +78,8 @@ impl TenantState {
                 | (Active | Suspended | Failed, Deleting)
                 | (Deleting, Deleted)
                 | (Requested | Validating | Provisioning | Deleting, Failed)
+                // The reconciler found its data gone: reported, never recreated empty.
+                | (Active | Suspended, Failed)
                 | (Failed, Provisioning)
         )
     }

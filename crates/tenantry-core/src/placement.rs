@@ -29,6 +29,12 @@ pub struct Plan {
     /// Storage quota in MiB.
     #[serde(default = "default_quota")]
     pub storage_quota_mb: u64,
+    /// Memory of a dedicated tenant's compute (requested and its limit), in Kubernetes' units.
+    #[serde(default = "default_memory")]
+    pub memory: String,
+    /// CPU of a dedicated tenant's compute (requested and its limit), in Kubernetes' units.
+    #[serde(default = "default_cpu")]
+    pub cpu: String,
     /// A line for people reading `tenantry plan list`.
     #[serde(default)]
     pub description: String,
@@ -40,6 +46,14 @@ fn default_compute() -> Compute {
 
 fn default_quota() -> u64 {
     1024
+}
+
+fn default_memory() -> String {
+    "512Mi".into()
+}
+
+fn default_cpu() -> String {
+    "500m".into()
 }
 
 /// What a rule matches on; every condition given must hold (an empty condition matches all).
@@ -292,6 +306,8 @@ mod tests {
             isolation,
             compute,
             storage_quota_mb: 100,
+            memory: default_memory(),
+            cpu: default_cpu(),
             description: String::new(),
         };
         BTreeMap::from([

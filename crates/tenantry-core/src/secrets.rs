@@ -58,6 +58,18 @@ impl MasterKey {
         STANDARD.encode(self.0.as_slice())
     }
 
+    /// A key for another purpose derived from this one (SHA-256 over the purpose and the key),
+    /// so that one secret to keep safe yields every key Tenantry needs.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        hash.update(b"tenantry derived key\0");
+        hash.update(purpose.as_bytes());
+        hash.update([0]);
+        hash.update(self.0.as_slice());
+        hash.finalize().into()
+    }
+
     /// Seals `plaintext` for `owner` (a tenant id, or any context string): nonce ‖ ciphertext.
     pub fn seal(&self, owner: &str, plaintext: &[u8]) -> Vec<u8> {
         let cipher = XChaCha20Poly1305::new(&self.0);

@@ -6,11 +6,14 @@
 //! removing deletes every object under the prefix, then the empty folders.
 
 use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::sync::Arc;
 use tenantry_core::TenantId;
+use tenantry_core::config::{S3Config, StorageBackend, StorageConfig};
 
 /// The marker object at the root of each tenant's prefix.
 pub const MARKER: &str = "_tenantry.json";
@@ -29,6 +32,9 @@ pub enum StorageError {
     /// The object store failed.
     #[error("object storage: {0}")]
     Store(#[from] object_store::Error),
+    /// The storage configuration cannot work.
+    #[error("storage configuration: {0}")]
+    Config(String),
 }
 
 impl StorageError {
@@ -38,6 +44,7 @@ impl StorageError {
             self,
             StorageError::Store(object_store::Error::NotFound { .. })
                 | StorageError::Store(object_store::Error::InvalidPath { .. })
+                | StorageError::Config(_)
         )
     }
 }
@@ -72,6 +79,44 @@ impl TenantStorage {
         })
     }
 
+    /// An S3-compatible bucket; credentials from the environment (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), never from the configuration file.
+    pub fn s3(config: &S3Config) -> Result<Self, StorageError> {
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&config.bucket)
+            .with_region(&config.region)
+            .with_allow_http(config.allow_http);
+        if let Some(endpoint) = &config.endpoint {
+            // S3-compatible servers are addressed by path, not by a host name per bucket.
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
+        }
+        let bucket = builder.build()?;
+        let prefix = config.prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(bucket)
+        } else {
+            Arc::new(PrefixStore::new(bucket, prefix))
+        };
+        let location = match prefix {
+            "" => format!("s3://{}", config.bucket),
+            p => format!("s3://{}/{p}", config.bucket),
+        };
+        Ok(Self { store, location })
+    }
+
+    /// The backend the configuration chooses.
+    pub fn from_config(config: &StorageConfig) -> Result<Self, StorageError> {
+        match (config.backend, &config.s3) {
+            (StorageBackend::Local, _) => Self::local(&config.root),
+            (StorageBackend::S3, Some(s3)) => Self::s3(s3),
+            (StorageBackend::S3, None) => Err(StorageError::Config(
+                "storage.backend = \"s3\" needs a [storage.s3] section with a bucket".into(),
+            )),
+        }
+    }
+
     /// Where the store is, for people.
     pub fn location(&self) -> &str {
         &self.location
@@ -80,6 +125,15 @@ impl TenantStorage {
     /// The tenant's prefix, `<region>/tenants/<tenant id>`.
     pub fn prefix(region: &str, tenant: TenantId) -> Path {
         Path::from_iter([region, "tenants", &tenant.to_string()])
+    }
+
+    /// Where the tenant's prefix is, for its application: the store's location and the prefix.
+    pub fn url_of(&self, region: &str, tenant: TenantId) -> String {
+        format!(
+            "{}/{}/",
+            self.location.trim_end_matches('/'),
+            Self::prefix(region, tenant)
+        )
     }
 
     fn marker(region: &str, tenant: TenantId) -> Path {

@@ -1,6 +1,7 @@
 //! Orchestrator errors: bad requests (nothing was written), and failures of the layers below.
 
 use tenantry_catalog::CatalogError;
+use tenantry_compute::ComputeError;
 use tenantry_core::ids::InvalidSlug;
 use tenantry_core::placement::PlacementError;
 use tenantry_core::shard::ResolveError;
@@ -29,6 +30,8 @@ pub enum OrchestratorError {
     Space(#[from] SpaceError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
     /// Another worker holds the operation's lease.
     #[error(
         "operation {0} is being run by another worker; its lease must expire before it can be resumed here"
@@ -75,7 +78,7 @@ macro_rules! classify {
         }
     )+};
 }
-classify!(CatalogError, SpaceError, StorageError);
+classify!(CatalogError, SpaceError, StorageError, ComputeError);
 
 impl From<tenantry_infra::terraform::TerraformError> for StepError {
     /// Terraform's own failures (a module that does not apply, a missing binary) do not go
@@ -91,6 +94,7 @@ impl From<OrchestratorError> for StepError {
             OrchestratorError::Catalog(c) => c.is_transient(),
             OrchestratorError::Space(s) => s.is_transient(),
             OrchestratorError::Storage(s) => s.is_transient(),
+            OrchestratorError::Compute(c) => c.is_transient(),
             _ => false,
         };
         StepError {

@@ -15,16 +15,23 @@
 //! - [`delegated`]: delegated set-up: a region's data plane creates its tenants' spaces.
 //! - [`shards`]: shards registered at run time, draining, and the warm pool.
 //! - [`stats`]: per-tenant statistics (rows, size, query figures) for placement.
+//! - [`auto_moves`]: moves the reconciler starts for tenants well past a growth threshold.
+//! - [`compute`]: licences, and what a dedicated tenant's compute runs with.
+//! - [`plan_change`]: a new plan: placement again, then a move or an update.
+//! - [`reconcile`]: every tenant's declared state against what is observed, repaired.
 //! - [`failpoints`]: `TENANTRY_FAILPOINTS`, to crash or fail at any step in tests.
 //! - [`error`]: the layer's error type.
 
 pub mod auto_moves;
+pub mod compute;
 pub mod delegated;
 pub mod error;
 pub mod failpoints;
 pub mod fleet;
 pub mod infrastructure;
 pub mod moves;
+pub mod plan_change;
+pub mod reconcile;
 pub mod request;
 pub mod runner;
 pub mod service;

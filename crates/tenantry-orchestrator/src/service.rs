@@ -39,6 +39,9 @@ pub struct Orchestrator {
     pub(crate) terraform: tokio::sync::OnceCell<tenantry_infra::terraform::Terraform>,
     /// The client of regions' data planes, made on first use.
     pub(crate) data_plane: std::sync::OnceLock<tenantry_dataplane::DataPlaneClient>,
+    /// The runtime of dedicated tenants' compute, made on first use (see
+    /// [`Orchestrator::compute_runtime`]).
+    pub(crate) compute: tokio::sync::OnceCell<std::sync::Arc<dyn tenantry_compute::ComputeRuntime>>,
 }
 
 /// Reads the master key from `TENANTRY_MASTER_KEY`, else from `secrets.master_key_file`.
@@ -86,7 +89,7 @@ impl Orchestrator {
                 url: s.url,
             }),
         )?;
-        let storage = TenantStorage::local(&config.storage.root)?;
+        let storage = TenantStorage::from_config(&config.storage)?;
         let failpoints = Failpoints::from_env().map_err(OrchestratorError::InvalidRequest)?;
         let master_key = load_master_key(&config)?;
         Ok(Self {
@@ -102,6 +105,7 @@ impl Orchestrator {
             master_key,
             terraform: tokio::sync::OnceCell::new(),
             data_plane: std::sync::OnceLock::new(),
+            compute: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -335,6 +339,11 @@ impl Orchestrator {
             OperationKind::Move | OperationKind::MoveComplete | OperationKind::MoveRollback => {
                 return Err(OrchestratorError::InvalidRequest(
                     "moves are requested with request_move, request_move_complete and request_move_rollback".into(),
+                ));
+            }
+            OperationKind::Update => {
+                return Err(OrchestratorError::InvalidRequest(
+                    "updates are requested with request_plan_change".into(),
                 ));
             }
         };

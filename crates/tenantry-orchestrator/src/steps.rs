@@ -24,13 +24,16 @@ pub const PROVISION_STEPS: &[&str] = &[
     "seed",
     "bootstrap_admin",
     "storage",
+    "licence",
+    "compute",
     "verify",
     "activate",
 ];
-const SUSPEND_STEPS: &[&str] = &["suspend"];
-const RESUME_STEPS: &[&str] = &["resume"];
+const SUSPEND_STEPS: &[&str] = &["suspend", "stop_compute"];
+const RESUME_STEPS: &[&str] = &["start_compute", "resume"];
 const DELETE_STEPS: &[&str] = &[
     "begin_delete",
+    "remove_compute",
     "drop_space",
     "remove_storage",
     "finish_delete",
@@ -50,6 +53,7 @@ pub fn steps_of(kind: OperationKind) -> &'static [&'static str] {
         OperationKind::Move => crate::moves::MOVE_STEPS,
         OperationKind::MoveComplete => crate::moves::MOVE_COMPLETE_STEPS,
         OperationKind::MoveRollback => crate::moves::MOVE_ROLLBACK_STEPS,
+        OperationKind::Update => crate::plan_change::UPDATE_STEPS,
     }
 }
 
@@ -118,6 +122,10 @@ impl Orchestrator {
             OperationKind::Move | OperationKind::MoveComplete | OperationKind::MoveRollback
         ) {
             return self.run_move_step(op, idx, name, progress).await;
+        }
+        if op.kind == OperationKind::Update {
+            self.run_update_step(op, name).await?;
+            return Ok(false);
         }
         let t = self.catalog.tenant(op.tenant_id).await?;
         match name {
@@ -190,6 +198,13 @@ impl Orchestrator {
                     .await?;
             }
             "storage" => self.storage.ensure(&t.region, t.id, &t.slug).await?,
+            "licence" => self.issue_licence(&t).await?,
+            // Health-checked here, before the tenant turns active.
+            "compute" | "start_compute" => {
+                self.ensure_compute(&t).await?;
+            }
+            "stop_compute" => self.stop_compute(&t).await?,
+            "remove_compute" => self.remove_compute(&t).await?,
             "verify" => self.verify(&t).await?,
             "activate" => {
                 self.step_transition(
@@ -292,6 +307,8 @@ impl Orchestrator {
             (OperationKind::Provision, "storage") => {
                 self.storage.remove(&t.region, t.id).await?;
             }
+            (OperationKind::Provision, "compute") => self.remove_compute(&t).await?,
+            (OperationKind::Resume, "start_compute") => self.stop_compute(&t).await?,
             _ => {}
         }
         Ok(())
@@ -376,6 +393,19 @@ impl Orchestrator {
         }
         if !self.storage.exists(&t.region, t.id).await? {
             problems.push("its storage prefix does not exist".into());
+        }
+        match self.licence(t).await? {
+            None => problems.push("it has no licence".into()),
+            Some(check) => {
+                if let Err(e) = check.verified {
+                    problems.push(format!("its licence does not verify: {e}"));
+                }
+            }
+        }
+        if let Some(compute) = self.compute_status(t).await?
+            && compute.state != tenantry_compute::ComputeState::Running
+        {
+            problems.push(format!("its compute is {}", compute.state));
         }
         if problems.is_empty() {
             Ok(())

@@ -59,6 +59,7 @@ impl Storefront {
     pub fn routes(self) -> Routes {
         Routes::new()
             .route("/health", get(|| async { "ok" }))
+            .route("/healthz", get(|| async { "ok" }))
             .route("/customers", post(add_customer).get(customers))
             .route(
                 "/customers/{id}",

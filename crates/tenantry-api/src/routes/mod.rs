@@ -1,5 +1,6 @@
 //! One module per resource.
 
+pub mod compute;
 pub mod domains;
 pub mod events;
 pub mod health;
@@ -9,6 +10,7 @@ pub mod moves;
 pub mod operations;
 pub mod plans;
 pub mod pool;
+pub mod reconciliation;
 pub mod shard_admin;
 pub mod storage;
 pub mod tenants;

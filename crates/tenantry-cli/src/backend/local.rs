@@ -15,10 +15,10 @@ use tenantry_api_types::admin::{
     AddShard, CreatedToken, MigrateFleet, PlacementAdvice, Plan, PoolCount, PoolFilled,
     SpaceResult, Token,
 };
-use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains};
+use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains, UpdateTenant};
 use tenantry_api_types::responses::{
-    Domains, Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantStats, TenantStorage,
-    Transition,
+    Domains, Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantCompute, TenantLicence,
+    TenantStats, TenantStorage, Transition,
 };
 use tenantry_catalog::model::{OperationKind, TenantFilter};
 use tenantry_core::Isolation;
@@ -169,6 +169,35 @@ impl Backend for Local {
     async fn storage(&self, slug: &str) -> Result<TenantStorage> {
         let tenant = self.orch.catalog().tenant_by_slug(slug).await?;
         Ok(views::storage(&self.orch, &tenant).await?)
+    }
+
+    async fn compute(&self, slug: &str) -> Result<TenantCompute> {
+        let tenant = self.orch.catalog().tenant_by_slug(slug).await?;
+        Ok(views::compute(&self.orch, &tenant).await?)
+    }
+
+    async fn licence(&self, slug: &str) -> Result<TenantLicence> {
+        let tenant = self.orch.catalog().tenant_by_slug(slug).await?;
+        Ok(views::licence(&self.orch, &tenant).await?)
+    }
+
+    async fn manifests(&self, slug: &str) -> Result<String> {
+        let tenant = self.orch.catalog().tenant_by_slug(slug).await?;
+        Ok(self.orch.manifests(&tenant).await?)
+    }
+
+    async fn change_plan(&self, slug: &str, req: UpdateTenant) -> Result<Option<Operation>> {
+        use tenantry_orchestrator::plan_change::PlanChangeStarted;
+        let (_, started) = self
+            .orch
+            .request_plan_change(slug, &req.plan, &context::actor())
+            .await?;
+        Ok(match started {
+            PlanChangeStarted::Unchanged => None,
+            PlanChangeStarted::Update(op) | PlanChangeStarted::Move(op) => {
+                Some(convert::operation(op))
+            }
+        })
     }
 
     async fn domains(&self, slug: &str) -> Result<Domains> {

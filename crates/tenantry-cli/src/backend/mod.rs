@@ -20,10 +20,10 @@ use tenantry_api_types::admin::{
     AddShard, CreatedToken, MigrateFleet, PlacementAdvice, Plan, PoolCount, PoolFilled,
     SpaceResult, Token,
 };
-use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains};
+use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains, UpdateTenant};
 use tenantry_api_types::responses::{
-    Domains, Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantStats, TenantStorage,
-    Transition,
+    Domains, Event, Operation, ProvisionPlan, Region, Shard, Tenant, TenantCompute, TenantLicence,
+    TenantStats, TenantStorage, Transition,
 };
 use tenantry_catalog::model::OperationKind;
 use tenantry_core::shard::ShardState;
@@ -74,6 +74,14 @@ pub trait Backend: Send + Sync {
     async fn tenants(&self, query: &TenantQuery) -> Result<Vec<Tenant>>;
     async fn tenant(&self, slug: &str) -> Result<Tenant>;
     async fn storage(&self, slug: &str) -> Result<TenantStorage>;
+    /// The tenant's own compute as its runtime observes it.
+    async fn compute(&self, slug: &str) -> Result<TenantCompute>;
+    /// The tenant's licence, verified.
+    async fn licence(&self, slug: &str) -> Result<TenantLicence>;
+    /// The Kubernetes objects of the tenant's compute, as YAML with secrets redacted.
+    async fn manifests(&self, slug: &str) -> Result<String>;
+    /// Changes the tenant's plan; the operation it started (an update or a move), if any.
+    async fn change_plan(&self, slug: &str, req: UpdateTenant) -> Result<Option<Operation>>;
     async fn domains(&self, slug: &str) -> Result<Domains>;
     /// A tenant's statistics, collected from its space first when `refresh`.
     async fn stats(&self, slug: &str, refresh: bool) -> Result<TenantStats>;

@@ -19,10 +19,10 @@ use tenantry_api_types::admin::{
     AddShard, CreateToken, CreatedToken, FillPool, MigrateFleet, PlacementAdvice, Plan, PoolCount,
     PoolFilled, SpaceResult, Token,
 };
-use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains};
+use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains, UpdateTenant};
 use tenantry_api_types::responses::{
     Accepted, Domains, Event, EventPage, Operation, ProvisionPlan, Region, Shard, Tenant,
-    TenantPage, TenantStats, TenantStorage, Transition,
+    TenantCompute, TenantLicence, TenantPage, TenantStats, TenantStorage, Transition,
 };
 use tenantry_catalog::model::OperationKind;
 use tenantry_core::shard::ShardState;
@@ -177,6 +177,29 @@ impl Remote {
     }
 
     /// Runs a request that queues an operation, and fetches the operation.
+    /// A body that is not JSON (YAML manifests), or the server's problem.
+    async fn text(&self, url: Url) -> Result<String, RemoteError> {
+        let shown = url.to_string();
+        let unreachable = |e: reqwest::Error| RemoteError::Unreachable {
+            url: shown.clone(),
+            error: e.to_string(),
+        };
+        let response = self
+            .client
+            .get(url.clone())
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !response.status().is_success() {
+            return self
+                .call(Method::GET, url, None)
+                .await
+                .map(|(_, text)| text);
+        }
+        response.text().await.map_err(unreachable)
+    }
+
     async fn queued(&self, method: Method, url: Url) -> Result<Operation, RemoteError> {
         let (_, accepted): (_, Accepted) = self.call(method, url, None).await?;
         self.get(self.url(&["operations", &accepted.operation_id.to_string()]))
@@ -305,6 +328,33 @@ impl Backend for Remote {
 
     async fn storage(&self, slug: &str) -> Result<TenantStorage> {
         Ok(self.get(self.url(&["tenants", slug, "storage"])).await?)
+    }
+
+    async fn compute(&self, slug: &str) -> Result<TenantCompute> {
+        Ok(self.get(self.url(&["tenants", slug, "compute"])).await?)
+    }
+
+    async fn licence(&self, slug: &str) -> Result<TenantLicence> {
+        Ok(self.get(self.url(&["tenants", slug, "licence"])).await?)
+    }
+
+    async fn manifests(&self, slug: &str) -> Result<String> {
+        Ok(self.text(self.url(&["tenants", slug, "manifests"])).await?)
+    }
+
+    async fn change_plan(&self, slug: &str, req: UpdateTenant) -> Result<Option<Operation>> {
+        let body = serde_json::to_value(&req).expect("request bodies serialise");
+        let (status, answer): (_, serde_json::Value) = self
+            .call(Method::PATCH, self.url(&["tenants", slug]), Some(body))
+            .await?;
+        if status != StatusCode::ACCEPTED {
+            return Ok(None);
+        }
+        let accepted: Accepted = serde_json::from_value(answer)?;
+        Ok(Some(
+            self.get(self.url(&["operations", &accepted.operation_id.to_string()]))
+                .await?,
+        ))
     }
 
     async fn domains(&self, slug: &str) -> Result<Domains> {

@@ -74,6 +74,35 @@ async fn reconcile(orch: Arc<Orchestrator>, every: Duration, stop: watch::Receiv
     }
 }
 
+/// Compares every tenant's declared state with what it observes every `every`, repairs the
+/// difference, and keeps the report for `/api/v1/reconciliation`.
+async fn reconcile_tenants(
+    orch: Arc<Orchestrator>,
+    every: Duration,
+    report: Arc<tokio::sync::RwLock<Option<tenantry_api_types::responses::Reconciliation>>>,
+    stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stopped(stop.clone()) => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match orch.reconcile_tenants(false).await {
+            Ok(pass) => {
+                if !pass.drifts.is_empty() {
+                    tracing::info!(
+                        tenants = pass.tenants,
+                        drifts = pass.drifts.len(),
+                        "tenant reconcile pass"
+                    );
+                }
+                *report.write().await = Some(tenantry_api::views::reconciliation(&pass));
+            }
+            Err(e) => tracing::warn!(error = %e, "tenant reconcile pass failed"),
+        }
+    }
+}
+
 /// Starts the moves `[placement.auto_move]` allows every `every` (collecting every tenant's
 /// statistics first); the worker runs them.
 async fn auto_move(
@@ -168,7 +197,9 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         tokens: Arc::new(CatalogTokens(orch.catalog().clone())),
         work: work.clone(),
         sinks: Some(Arc::new(sink_names)),
+        reconciliation: Default::default(),
     };
+    let reconciliation = state.reconciliation.clone();
     let app = tenantry_api::router_with_metrics(state, prometheus);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -185,6 +216,14 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     let reconciler = config.infrastructure.as_ref().map(|infra| {
         let every = Duration::from_secs(infra.reconcile_interval_secs.max(1));
         tokio::spawn(reconcile(orch.clone(), every, stop_rx.clone()))
+    });
+    let tenant_reconciler = (config.reconciler.interval_secs > 0).then(|| {
+        tokio::spawn(reconcile_tenants(
+            orch.clone(),
+            Duration::from_secs(config.reconciler.interval_secs),
+            reconciliation.clone(),
+            stop_rx.clone(),
+        ))
     });
     let auto_moves = config.placement.auto_move.as_ref().map(|auto| {
         let every = Duration::from_secs(auto.interval_secs.max(1));
@@ -210,7 +249,10 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         .await;
     let _ = stop_tx.send(true);
     let _ = tokio::join!(worker, relay);
-    for task in [reconciler, auto_moves].into_iter().flatten() {
+    for task in [reconciler, tenant_reconciler, auto_moves]
+        .into_iter()
+        .flatten()
+    {
         let _ = task.await;
     }
     tracing::info!("stopped");

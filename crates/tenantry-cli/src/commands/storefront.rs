@@ -7,6 +7,7 @@ use crate::cli::{Cli, StorefrontArgs};
 use crate::context::load_config;
 use anyhow::{Context, Result};
 use secrecy::SecretString;
+use tenantry_core::licence::LicencePublicKey;
 use tenantry_router::{Router, RouterOptions, TenantKey};
 use tenantry_storefront::Storefront;
 
@@ -19,7 +20,7 @@ pub async fn run(cli: &Cli, args: &StorefrontArgs) -> Result<()> {
         .await
         .context("opening the catalog")?;
     let router = Router::new(
-        catalog,
+        catalog.clone(),
         RouterOptions {
             master_key: tenantry_orchestrator::service::load_master_key(&config)?,
             app_password: std::env::var(APP_PASSWORD_ENV).ok().map(SecretString::from),
@@ -47,7 +48,10 @@ pub async fn run(cli: &Cli, args: &StorefrontArgs) -> Result<()> {
         None => None,
     };
     let pinned = args.tenant.as_deref().map(TenantKey::parse);
-    let mut app = Storefront::new(router.clone(), redis, pinned).routes();
+    if pinned.is_some() {
+        check_licence()?;
+    }
+    let mut app = Storefront::new(router.clone(), redis, pinned.clone()).routes();
     let mut roles = vec!["storefront".to_owned()];
     if args.data_plane {
         let (plane, shards) = super::data_plane::build(&config, args.region.as_deref())?;
@@ -63,9 +67,74 @@ pub async fn run(cli: &Cli, args: &StorefrontArgs) -> Result<()> {
         roles.join(", ")
     );
     tracing::info!(%addr, roles = ?roles, "storefront serving");
+    let watched = pinned.clone().map(|key| (key, config.source.clone()));
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(super::serve::shutdown_signal())
+        .with_graceful_shutdown(async move {
+            match watched {
+                Some((key, source)) => tokio::select! {
+                    _ = super::serve::shutdown_signal() => {}
+                    why = outlived(catalog, key, source) => {
+                        tracing::warn!("{why}: stopping");
+                        eprintln!("{why}: stopping");
+                    }
+                },
+                None => super::serve::shutdown_signal().await,
+            }
+        })
         .await;
     router.close().await;
     served.context("serving HTTP")
+}
+
+/// A dedicated tenant's storefront checks the licence it was given (`TENANTRY_LICENCE`, with
+/// `TENANTRY_LICENCE_PUBLIC_KEY`) before it serves: a forged, altered or expired licence, or
+/// one issued to another tenant, stops it here.
+fn check_licence() -> Result<()> {
+    let Ok(token) = std::env::var("TENANTRY_LICENCE") else {
+        return Ok(());
+    };
+    let key = std::env::var("TENANTRY_LICENCE_PUBLIC_KEY")
+        .context("TENANTRY_LICENCE is set without TENANTRY_LICENCE_PUBLIC_KEY to check it with")?;
+    let key = LicencePublicKey::parse(&key).context("TENANTRY_LICENCE_PUBLIC_KEY")?;
+    let licence = key
+        .verify(&token, chrono::Utc::now())
+        .context("TENANTRY_LICENCE does not verify")?;
+    if let Ok(tenant) = std::env::var("TENANT_ID")
+        && tenant != licence.tenant_id
+    {
+        anyhow::bail!(
+            "TENANTRY_LICENCE was issued to tenant {}, not to TENANT_ID {tenant}",
+            licence.tenant_id
+        );
+    }
+    tracing::info!(
+        plan = licence.plan,
+        tenant = licence.slug,
+        "licence verified"
+    );
+    Ok(())
+}
+
+/// Resolves when a dedicated tenant's storefront has outlived what it serves: its tenant is
+/// deleted, or the configuration it was started with is gone (its installation was removed).
+async fn outlived(
+    catalog: std::sync::Arc<dyn tenantry_catalog::CatalogStore>,
+    key: TenantKey,
+    source: Option<std::path::PathBuf>,
+) -> String {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        if let Some(path) = &source
+            && !path.exists()
+        {
+            return format!("the configuration {} is gone", path.display());
+        }
+        if let TenantKey::Id(id) = &key
+            && let Ok(tenant) = catalog.tenant(*id).await
+            && tenant.state == tenantry_core::TenantState::Deleted
+        {
+            return format!("tenant {} is deleted", tenant.slug);
+        }
+    }
 }

@@ -2,14 +2,14 @@
 
 use crate::backend::{self, Backend, TenantQuery};
 use crate::cli::{
-    Cli, CreateArgs, DomainsArgs, ListArgs, MoveArgs, Output, StatsArgs, TenantCommand,
+    Cli, CreateArgs, DomainsArgs, ListArgs, MoveArgs, Output, StatsArgs, TenantCommand, UpdateArgs,
 };
 use crate::output::{emit, or_dash, table};
 use crate::progress::StepProgress;
 use anyhow::Result;
 use serde::Serialize;
-use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains};
-use tenantry_api_types::responses::{Tenant, TenantStorage};
+use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains, UpdateTenant};
+use tenantry_api_types::responses::{Tenant, TenantCompute, TenantStorage};
 use tenantry_catalog::model::OperationKind;
 
 pub async fn run(cli: &Cli, cmd: &TenantCommand) -> Result<()> {
@@ -26,6 +26,12 @@ pub async fn run(cli: &Cli, cmd: &TenantCommand) -> Result<()> {
         TenantCommand::Domains(a) => domains(cli, b, a).await,
         TenantCommand::Stats(a) => stats(cli, b, a).await,
         TenantCommand::Move(a) => move_tenant(cli, b, a).await,
+        TenantCommand::Update(a) => update(cli, b, a).await,
+        TenantCommand::Licence(a) => licence(cli, b, &a.slug).await,
+        TenantCommand::Manifests(a) => {
+            print!("{}", b.manifests(&a.slug).await?);
+            Ok(())
+        }
     }
 }
 
@@ -266,12 +272,30 @@ struct TenantView {
     #[serde(flatten)]
     tenant: Tenant,
     storage: TenantStorage,
+    #[serde(rename = "compute_status")]
+    compute: TenantCompute,
+    licence: LicenceSummary,
+}
+
+/// What `tenant show` says of a licence (the whole of it is `tenant licence`'s).
+#[derive(Serialize)]
+struct LicenceSummary {
+    issued: bool,
+    valid: bool,
+    stale: Vec<String>,
 }
 
 async fn show(cli: &Cli, b: &dyn Backend, slug: &str) -> Result<()> {
+    let licence = b.licence(slug).await?;
     let view = TenantView {
         tenant: b.tenant(slug).await?,
         storage: b.storage(slug).await?,
+        compute: b.compute(slug).await?,
+        licence: LicenceSummary {
+            issued: licence.issued,
+            valid: licence.valid,
+            stale: licence.stale,
+        },
     };
     emit(cli.output, &view, |v| {
         let t = &v.tenant;
@@ -293,7 +317,8 @@ async fn show(cli: &Cli, b: &dyn Backend, slug: &str) -> Result<()> {
             ("plan", t.plan.clone()),
             ("region", t.region.clone()),
             ("isolation", t.isolation.to_string()),
-            ("compute", t.compute.to_string()),
+            ("compute", describe_compute(&v.compute)),
+            ("licence", describe_licence(&v.licence)),
             ("shard", t.shard.clone()),
             ("placement rule", t.placement.rule.clone()),
             ("placement reason", t.placement.reason.clone()),
@@ -351,6 +376,116 @@ async fn history(cli: &Cli, b: &dyn Backend, slug: &str) -> Result<()> {
         }
         println!("{t}");
     });
+    Ok(())
+}
+
+fn describe_compute(c: &TenantCompute) -> String {
+    match (&c.runtime, &c.state) {
+        (Some(runtime), Some(state)) => format!(
+            "{} ({runtime}, {state}{}{})",
+            c.compute,
+            c.endpoint
+                .as_ref()
+                .map(|e| format!(", {e}"))
+                .unwrap_or_default(),
+            c.detail
+                .as_ref()
+                .map(|d| format!(", {d}"))
+                .unwrap_or_default()
+        ),
+        _ => c.compute.to_string(),
+    }
+}
+
+fn describe_licence(l: &LicenceSummary) -> String {
+    match (l.issued, l.valid) {
+        (false, _) => "none issued".into(),
+        (true, false) => "INVALID (see `tenantry tenant licence`)".into(),
+        (true, true) if l.stale.is_empty() => "valid".into(),
+        (true, true) => format!("valid, stale: {}", l.stale.join("; ")),
+    }
+}
+
+async fn update(cli: &Cli, b: &dyn Backend, args: &UpdateArgs) -> Result<()> {
+    let started = b
+        .change_plan(
+            &args.slug,
+            UpdateTenant {
+                plan: args.plan.clone(),
+            },
+        )
+        .await?;
+    let Some(op) = started else {
+        let tenant = b.tenant(&args.slug).await?;
+        emit(
+            cli.output,
+            &serde_json::json!({ "tenant": tenant, "operation": null }),
+            |_| {
+                println!(
+                    "{} is on plan {} already: nothing to change.",
+                    tenant.slug, tenant.plan
+                );
+            },
+        );
+        return Ok(());
+    };
+    let progress = StepProgress::new(format!("{} {}", op.kind, args.slug), op.steps_total);
+    let result = b.wait(&op, &progress).await;
+    progress.finish();
+    let op = result?;
+    let tenant = b.tenant(&args.slug).await?;
+    emit(
+        cli.output,
+        &serde_json::json!({ "tenant": tenant, "operation": op }),
+        |_| {
+            println!(
+                "{} is on plan {} ({} isolation, {} compute; operation {}).",
+                tenant.slug, tenant.plan, tenant.isolation, tenant.compute, op.id
+            );
+            if op.kind == "move" {
+                println!(
+                    "Its data moved live; `tenantry tenant move {} --complete` ends the rollback window.",
+                    tenant.slug
+                );
+            }
+        },
+    );
+    Ok(())
+}
+
+async fn licence(cli: &Cli, b: &dyn Backend, slug: &str) -> Result<()> {
+    let licence = b.licence(slug).await?;
+    emit(cli.output, &licence, |l| {
+        let mut t = table(&["field", "value"]);
+        t.add_row(vec![
+            "valid".to_owned(),
+            match (l.valid, &l.error) {
+                (true, _) => "yes: the signature verifies with the public key".to_owned(),
+                (false, e) => format!("NO: {}", e.clone().unwrap_or_default()),
+            },
+        ]);
+        if let Some(content) = l.licence.as_ref().and_then(|c| c.as_object()) {
+            for (k, v) in content {
+                let shown = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                t.add_row(vec![k.clone(), shown]);
+            }
+        }
+        t.add_row(vec![
+            "stale".to_owned(),
+            or_dash(Some(l.stale.join("; ")).filter(|s| !s.is_empty())),
+        ]);
+        t.add_row(vec!["public key".to_owned(), l.public_key.clone()]);
+        println!("{t}");
+    });
+    if !licence.valid {
+        anyhow::bail!(
+            "tenant {slug}'s licence is not valid: {}",
+            licence.error.unwrap_or_default()
+        );
+    }
     Ok(())
 }
 
