@@ -109,22 +109,35 @@ pub async fn placement_advice(
 }
 
 /// The tenant's own compute as its runtime observes it (nothing to observe on shared compute).
+/// A runtime that cannot be reached is shown as such, not as an error of the whole answer.
 pub async fn compute(
     orch: &Orchestrator,
     tenant: &model::Tenant,
 ) -> Result<responses::TenantCompute, OrchestratorError> {
-    let status = orch.compute_status(tenant).await?;
-    let runtime = match &status {
-        Some(_) => Some(orch.compute_runtime().await?.name().to_owned()),
-        None => None,
-    };
-    Ok(responses::TenantCompute {
+    let mut view = responses::TenantCompute {
         compute: tenant.compute,
-        runtime,
-        state: status.as_ref().map(|s| s.state.to_string()),
-        endpoint: status.as_ref().and_then(|s| s.endpoint.clone()),
-        detail: status.and_then(|s| s.detail),
-    })
+        runtime: None,
+        state: None,
+        endpoint: None,
+        detail: None,
+    };
+    if tenant.compute != tenantry_core::Compute::Dedicated {
+        return Ok(view);
+    }
+    view.runtime = Some(orch.config().compute.runtime.as_str().to_owned());
+    match orch.compute_status(tenant).await {
+        Ok(Some(status)) => {
+            view.state = Some(status.state.to_string());
+            view.endpoint = status.endpoint;
+            view.detail = status.detail;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            view.state = Some("unknown".into());
+            view.detail = Some(e.to_string());
+        }
+    }
+    Ok(view)
 }
 
 /// The tenant's licence, verified.

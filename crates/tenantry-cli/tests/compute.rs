@@ -456,9 +456,16 @@ async fn each_drift_made_by_hand_is_repaired_by_one_pass_and_the_next_finds_noth
     assert_eq!(drifts(&env.json(&["reconcile"])), []);
 }
 
+/// The superuser URL `server` into `database`.
+fn admin_url(server: &str, database: &str) -> String {
+    let mut url = reqwest::Url::parse(server).unwrap();
+    url.set_path(database);
+    url.to_string()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn on_postgres_dedicated_compute_reaches_only_its_own_database_and_a_dropped_one_is_reported()
-{
+async fn on_postgres_dedicated_compute_reaches_only_its_own_database_a_lost_role_is_recreated_and_a_lost_database_reported()
+ {
     use sqlx::Connection;
     let Some(server) = tenantry_testkit::postgres::TestServer::start().await else {
         return;
@@ -504,8 +511,43 @@ async fn on_postgres_dedicated_compute_reaches_only_its_own_database_and_a_dropp
         "the database password was printed"
     );
 
-    // Its database dropped by hand: reported as data loss, never recreated; compute stopped.
+    // Its role dropped by hand: recreated with a new password (its old one no longer works),
+    // granted its tables again, and its compute restarted with the new URL.
     let mut admin = sqlx::PgConnection::connect(&server.url).await.unwrap();
+    let mut in_database = sqlx::PgConnection::connect(&admin_url(&server.url, database))
+        .await
+        .unwrap();
+    for statement in [
+        format!("DROP OWNED BY \"{database}\""),
+        format!("DROP ROLE \"{database}\""),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut in_database)
+            .await
+            .unwrap();
+    }
+    in_database.close().await.unwrap();
+    let repaired = env.json(&["reconcile"]);
+    assert_eq!(
+        drifts(&repaired),
+        [drift("acme", "role_missing", "repaired")],
+        "{repaired:#}"
+    );
+    let restarted = compute_of(&env, "acme");
+    assert_eq!(restarted["state"], "running", "{restarted:#}");
+    let new_url = environ(pid_of(&restarted))["DATABASE_URL"].clone();
+    assert_ne!(new_url, url, "the recreated role has a new password");
+    let mut own = sqlx::PgConnection::connect(&new_url).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM customers")
+        .fetch_one(&mut own)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    own.close().await.unwrap();
+    assert_eq!(emails(&endpoint, None).await, ["ann@acme.test"]);
+    assert_eq!(drifts(&env.json(&["reconcile"])), []);
+
+    // Its database dropped by hand: reported as data loss, never recreated; compute stopped.
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE \"{database}\" WITH (FORCE)"
     )))

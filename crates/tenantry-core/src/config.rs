@@ -253,6 +253,15 @@ pub enum ComputeRuntimeKind {
     Kubernetes,
 }
 
+impl ComputeRuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComputeRuntimeKind::Process => "process",
+            ComputeRuntimeKind::Kubernetes => "kubernetes",
+        }
+    }
+}
+
 /// `[compute.kubernetes]`: what each dedicated tenant's Deployment runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -25,6 +25,9 @@ pub struct SpaceStatus {
     pub seeds_applied: i64,
     /// How many rows carrying the tenant's id it holds, over all tables.
     pub tenant_rows: i64,
+    /// Whether the space's own login role exists, for a space that has one (a PostgreSQL
+    /// database of the tenant's own).
+    pub role_exists: Option<bool>,
 }
 
 /// How much a tenant holds, for placement decisions (`tenantry tenant stats`).

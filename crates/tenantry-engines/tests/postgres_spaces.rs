@@ -189,6 +189,7 @@ async fn provision(driver: &PgSpaces, space: &Space, tenant: TenantId) -> Option
             seeds_applied: 1,
             // store_settings, users, and the seed ledger
             tenant_rows: 3,
+            role_exists: (space.kind == Isolation::Database).then_some(true),
         }
     );
     credentials

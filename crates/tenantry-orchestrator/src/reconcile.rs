@@ -32,6 +32,8 @@ pub const TENANT_RECONCILER: &str = "reconciler";
 pub enum DriftKind {
     /// Its space is at an older schema version than the application's latest.
     SpaceBehind,
+    /// Its database's own login role is gone.
+    RoleMissing,
     /// Its storage prefix is missing.
     StorageMissing,
     /// It has no licence, or one that does not verify or no longer matches its plan.
@@ -50,6 +52,7 @@ impl DriftKind {
     pub fn as_str(self) -> &'static str {
         match self {
             DriftKind::SpaceBehind => "space_behind",
+            DriftKind::RoleMissing => "role_missing",
             DriftKind::StorageMissing => "storage_missing",
             DriftKind::LicenceMissing => "licence_missing",
             DriftKind::ComputeDown => "compute_down",
@@ -221,6 +224,16 @@ impl Orchestrator {
             });
             return Ok(found);
         }
+        if status.role_exists == Some(false) {
+            found.push(Finding {
+                kind: DriftKind::RoleMissing,
+                detail: format!(
+                    "the login role of its database {} is gone",
+                    space.database.as_deref().unwrap_or_default()
+                ),
+                repair: "recreate it with a new password and its grants, and restart its compute",
+            });
+        }
         let latest = self.app.latest_version(driver.engine()).await?;
         if status.schema_version < latest {
             found.push(Finding {
@@ -324,6 +337,20 @@ impl Orchestrator {
                             },
                         )
                         .await?;
+                }
+                DriftKind::RoleMissing => {
+                    let space = t.space.as_ref().expect("observed with a space");
+                    let driver = self.spaces.driver(&space.shard)?;
+                    // Creating is idempotent: the database stays, the role comes back with a
+                    // fresh password; migrating grants it the tables again.
+                    if let Some(credentials) = driver.create(space).await? {
+                        self.store_credentials(t.id, &credentials).await?;
+                    }
+                    driver.migrate(space).await?;
+                    if t.state == TenantState::Active && t.compute == Compute::Dedicated {
+                        self.stop_compute(t).await?;
+                        self.ensure_compute(t).await?;
+                    }
                 }
                 DriftKind::StorageMissing => {
                     self.storage.ensure(&t.region, t.id, &t.slug).await?;

@@ -612,6 +612,9 @@ impl SpaceDriver for PgSpaces {
             schema_version: schema_version(&mut conn, &place.migrations_ledger()?).await?,
             ..SpaceStatus::default()
         };
+        if let Place::Database { database } = place {
+            status.role_exists = Some(roles::role_exists(&mut *conn, database).await?);
+        }
         // One round trip: a row count per tenant table, and the admins among the users.
         let tables = tenant_table_names(&mut conn).await?;
         if !tables.is_empty() {
