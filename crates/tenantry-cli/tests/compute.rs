@@ -576,4 +576,36 @@ async fn on_postgres_dedicated_compute_reaches_only_its_own_database_a_lost_role
     assert!(!exists, "a lost database is never recreated empty");
     assert_eq!(drifts(&env.json(&["reconcile"])), []);
     env.tenantry(["tenant", "delete", "acme"]).success();
+
+    // A plan whose isolation differs is a live move; once there, the reconciler reissues the
+    // licence for the tenant's new place.
+    env.create("hooli", "business", "eu-west", &[]);
+    let moved = env.json(&["tenant", "update", "hooli", "--plan", "premium"]);
+    assert_eq!(moved["operation"]["kind"], "move", "{moved:#}");
+    assert_eq!(
+        (&moved["tenant"]["plan"], &moved["tenant"]["isolation"]),
+        (&json!("premium"), &json!("database")),
+        "{moved:#}"
+    );
+    env.tenantry(["tenant", "move", "hooli", "--complete"])
+        .success();
+    let stale = env.json(&["tenant", "licence", "hooli"]);
+    assert_eq!(
+        stale["stale"],
+        json!(["isolation is schema, the tenant's is database"]),
+        "{stale:#}"
+    );
+    assert_eq!(
+        drifts(&env.json(&["reconcile"])),
+        [drift("hooli", "licence_missing", "repaired")]
+    );
+    let licence = env.json(&["tenant", "licence", "hooli"]);
+    assert_eq!(
+        (
+            &licence["licence"]["plan"],
+            &licence["licence"]["limits"]["isolation"]
+        ),
+        (&json!("premium"), &json!("database")),
+        "{licence:#}"
+    );
 }

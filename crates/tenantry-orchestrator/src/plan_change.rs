@@ -2,8 +2,8 @@
 //! and the tenant's declared state changes with it:
 //!
 //! - a different isolation is a live move (the ordinary move operation, with its rollback
-//!   window); the new plan is recorded at once, and the reconciler reissues the licence once
-//!   the tenant's place matches it;
+//!   window); the new plan is recorded and its licence reissued at once, and the reconciler
+//!   reissues it again once the move has switched the tenant's place;
 //! - anything else (compute, quota, the plan's name) is an `update` operation: record the plan,
 //!   reissue the licence, then start or remove the tenant's own compute.
 
@@ -103,6 +103,8 @@ impl Orchestrator {
                     },
                 )
                 .await?;
+            // The plan's terms hold now; the isolation follows when the move switches.
+            self.issue_licence(&tenant).await?;
             return Ok((tenant, PlanChangeStarted::Move(op)));
         }
         let quota = |p: &str| self.config.plan(p).map(|p| p.storage_quota_mb);
