@@ -19,6 +19,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tenantry_core::TenantId;
 
+/// How many times a process that exits while starting is started.
+const START_ATTEMPTS: u32 = 3;
+
 /// The path every process answers its health check on.
 pub const HEALTH_PATH: &str = "/healthz";
 
@@ -142,7 +145,8 @@ impl ProcessRuntime {
             .map_err(ComputeError::io("reading a port"))
     }
 
-    async fn start(&self, spec: &ComputeSpec, previous: Option<u16>) -> Result<u16> {
+    /// Starts the tenant's process; returns its process id and port.
+    async fn start(&self, spec: &ComputeSpec, previous: Option<u16>) -> Result<(u32, u16)> {
         let port = self.pick_port(previous)?;
         let dir = self.tenant_dir(spec.tenant);
         tokio::fs::create_dir_all(&dir)
@@ -199,7 +203,27 @@ impl ProcessRuntime {
         )
         .await?;
         tracing::info!(tenant = %spec.tenant, slug = spec.slug, pid, port, "started the tenant's process");
-        Ok(port)
+        Ok((pid, port))
+    }
+
+    /// Starts the tenant's process and waits until it is healthy; a process that exits while
+    /// starting (its port taken meanwhile, its database briefly out of connections) is
+    /// started again, up to [`START_ATTEMPTS`] times.
+    async fn start_healthy(&self, spec: &ComputeSpec) -> Result<(u32, u16)> {
+        let mut attempt = 1;
+        loop {
+            let previous = self.read_record(spec.tenant).await?.map(|r| r.port);
+            let (pid, port) = self.start(spec, previous).await?;
+            match self.await_healthy(spec.tenant, pid, port).await {
+                Ok(()) => return Ok((pid, port)),
+                Err(e) if attempt < START_ATTEMPTS && !runs_for(pid, spec.tenant) => {
+                    tracing::warn!(tenant = %spec.tenant, attempt, error = %e, "the tenant's process exited while starting; starting it again");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Waits until the tenant's process answers its health check.
@@ -239,26 +263,13 @@ impl ComputeRuntime for ProcessRuntime {
     }
 
     async fn ensure_running(&self, spec: &ComputeSpec) -> Result<ComputeStatus> {
-        let previous = self.read_record(spec.tenant).await?;
         let (pid, port) = match self.live_pid(spec.tenant).await? {
-            Some(live) => live,
-            None => {
-                let port = self.start(spec, previous.as_ref().map(|r| r.port)).await?;
-                let pid = self
-                    .live_pid(spec.tenant)
-                    .await?
-                    .map(|(pid, _)| pid)
-                    .ok_or_else(|| {
-                        ComputeError::Runtime(format!(
-                            "tenant {}'s process exited at once; see {}",
-                            spec.slug,
-                            self.log_path(spec.tenant).display()
-                        ))
-                    })?;
+            Some((pid, port)) => {
+                self.await_healthy(spec.tenant, pid, port).await?;
                 (pid, port)
             }
+            None => self.start_healthy(spec).await?,
         };
-        self.await_healthy(spec.tenant, pid, port).await?;
         Ok(ComputeStatus {
             state: ComputeState::Running,
             endpoint: Some(self.endpoint(port)),

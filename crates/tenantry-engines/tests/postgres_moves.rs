@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tenantry_core::{Isolation, Slug, TenantId};
 use tenantry_engines::postgres::PgSpaces;
-use tenantry_engines::postgres::moves::{MoveRoute, MoveTable};
+use tenantry_engines::postgres::moves::{MoveRoute, MoveTable, TouchedKeys};
 use tenantry_engines::{Application, SpaceDriver};
 use tenantry_testkit::postgres::TestServer;
 
@@ -195,7 +195,7 @@ async fn a_tenant_moves_from_shared_to_its_own_database_on_another_server_under_
         }
     }
     assert!(copied >= 3000 * 4, "{copied}");
-    // Catch up while the writers go on, then pause the moving tenant only.
+    // Catch up while the writers go on.
     for _ in 0..3 {
         while source_driver
             .apply_changes(route, &tables, 200)
@@ -204,24 +204,64 @@ async fn a_tenant_moves_from_shared_to_its_own_database_on_another_server_under_
             > 0
         {}
     }
-    let neighbour_before = counters[1].1.load(Ordering::Relaxed);
-    let pause = source_driver.pause_writes(&source, moving).await.unwrap();
-    let paused_at = std::time::Instant::now();
+    // The full comparison, while the writers go on: the source at a snapshot, the target with
+    // exactly the changes that snapshot saw.
+    let (at_snapshot, seen) = source_driver
+        .snapshot_checksums(&source, moving, &tables)
+        .await
+        .unwrap();
+    source_driver
+        .apply_listed_changes(route, &tables, &seen)
+        .await
+        .unwrap();
+    assert_eq!(
+        target_driver
+            .checksums(&target, moving, &tables)
+            .await
+            .unwrap(),
+        at_snapshot
+    );
+    // From here, every applied change's rows are noted; the pause compares just those.
+    let mut touched = TouchedKeys::default();
     while source_driver
-        .apply_changes(route, &tables, 1000)
+        .apply_changes_noting(route, &tables, 200, &mut touched)
         .await
         .unwrap()
         > 0
     {}
+    let neighbour_before = counters[1].1.load(Ordering::Relaxed);
+    let pause = source_driver.pause_writes(&source, moving).await.unwrap();
+    let paused_at = std::time::Instant::now();
+    while source_driver
+        .apply_changes_noting(route, &tables, 1000, &mut touched)
+        .await
+        .unwrap()
+        > 0
+    {}
+    assert!(
+        !touched.is_empty(),
+        "the writers changed rows after the comparison"
+    );
     let at_source = source_driver
-        .checksums(&source, moving, &tables)
+        .touched_checksums(&source, moving, &tables, &touched)
         .await
         .unwrap();
     let at_target = target_driver
-        .checksums(&target, moving, &tables)
+        .touched_checksums(&target, moving, &tables, &touched)
         .await
         .unwrap();
     assert_eq!(at_source, at_target);
+    assert_eq!(
+        source_driver
+            .checksums(&source, moving, &tables)
+            .await
+            .unwrap(),
+        target_driver
+            .checksums(&target, moving, &tables)
+            .await
+            .unwrap(),
+        "equal at the snapshot and on every row touched since: equal in full"
+    );
     target_driver
         .advance_sequences(&target, &tables)
         .await
@@ -256,6 +296,35 @@ async fn a_tenant_moves_from_shared_to_its_own_database_on_another_server_under_
         snapshot(&mut source_conn, moving, &tables).await,
         snapshot(&mut target_conn, moving, &tables).await,
         "nothing reached the old place after the switch"
+    );
+    // The comparisons can fail: a row altered behind the mover's back is caught, in full and
+    // among the touched rows.
+    sqlx::query(
+        "UPDATE customers SET first_name = coalesce(first_name, '') || ' (altered)' WHERE tenant_id = $1",
+    )
+    .bind(moving.to_string())
+    .execute(&mut target_conn)
+    .await
+    .unwrap();
+    assert_ne!(
+        source_driver
+            .checksums(&source, moving, &tables)
+            .await
+            .unwrap(),
+        target_driver
+            .checksums(&target, moving, &tables)
+            .await
+            .unwrap()
+    );
+    assert_ne!(
+        source_driver
+            .touched_checksums(&source, moving, &tables, &touched)
+            .await
+            .unwrap(),
+        target_driver
+            .touched_checksums(&target, moving, &tables, &touched)
+            .await
+            .unwrap()
     );
     assert!(counters[0].1.load(Ordering::Relaxed) > 0 && counters[1].1.load(Ordering::Relaxed) > 0);
 

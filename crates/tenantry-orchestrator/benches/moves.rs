@@ -194,9 +194,10 @@ async fn main() {
         rate(copied as f64, copy_took) / rate(plain_rows as f64, plain_took)
     );
     println!(
-        "whole move of the big tenant: {:.0} ms (switch {:.0} ms)",
+        "whole move of the big tenant: {:.0} ms (switch {:.0} ms, write pause {} ms)",
         (op.finished_at.unwrap() - op.created_at).num_milliseconds(),
-        step_time(&op, "switch").as_secs_f64() * 1000.0
+        step_time(&op, "switch").as_secs_f64() * 1000.0,
+        paused_ms(&orch, "big").await
     );
 
     let mut pauses = Vec::new();
@@ -204,16 +205,7 @@ async fn main() {
         let slug = format!("small-{i}");
         tenant(&orch, &one, &slug, pause_customers).await;
         move_tenant(&orch, &slug).await;
-        let t = orch.catalog().tenant_by_slug(&slug).await.unwrap();
-        let moved = orch
-            .catalog()
-            .events(Some(t.id), 0, 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|e| e.event_type == tenantry_core::events::EventType::TenantMoved)
-            .unwrap();
-        pauses.push(moved.payload["move"]["paused_ms"].as_u64().unwrap());
+        pauses.push(paused_ms(&orch, &slug).await);
     }
     pauses.sort();
     println!(
@@ -223,4 +215,18 @@ async fn main() {
         pauses[pauses.len() / 2],
         pauses[pauses.len() - 1]
     );
+}
+
+/// How long the tenant's writes were paused at its move's switch (its `TenantMoved` event).
+async fn paused_ms(orch: &Orchestrator, slug: &str) -> u64 {
+    let t = orch.catalog().tenant_by_slug(slug).await.unwrap();
+    let moved = orch
+        .catalog()
+        .events(Some(t.id), 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event_type == tenantry_core::events::EventType::TenantMoved)
+        .unwrap();
+    moved.payload["move"]["paused_ms"].as_u64().unwrap()
 }

@@ -33,7 +33,7 @@ use tenantry_core::space::Space;
 use tenantry_core::{Isolation, TenantState};
 use tenantry_engines::SpaceDriver;
 use tenantry_engines::postgres::PgSpaces;
-use tenantry_engines::postgres::moves::{MoveRoute, MoveTable};
+use tenantry_engines::postgres::moves::{MoveRoute, MoveTable, TableChecksum, TouchedKeys};
 use uuid::Uuid;
 
 /// The steps of a move, in order.
@@ -522,46 +522,49 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Pauses the tenant's writes at the route's source, applies the last changes, compares
-    /// both sides, advances the target's sequences, and leaves the source refusing the
-    /// tenant's writes. Returns how long the writes were paused.
+    /// Compares both sides in full at one point while the tenant keeps writing, catches up,
+    /// then pauses the tenant's writes at the route's source, applies the last changes,
+    /// compares the rows changed since the full comparison, advances the target's sequences,
+    /// and leaves the source refusing the tenant's writes. Returns how long the writes were
+    /// paused: the last changes and the rows they touched, not the tenant's size.
     async fn switch(&self, route: MoveRoute<'_>) -> std::result::Result<u64, StepError> {
         let source_driver = self.pg(&route.source.shard)?;
         let tables: Vec<MoveTable> = source_driver.move_tables(route.source).await?;
+        let (at_source, seen) = source_driver
+            .snapshot_checksums(route.source, route.tenant, &tables)
+            .await?;
+        source_driver
+            .apply_listed_changes(route, &tables, &seen)
+            .await?;
+        let at_target = route
+            .to
+            .checksums(route.target, route.tenant, &tables)
+            .await?;
+        same_rows(&at_source, &at_target)?;
+        // Every change applied from here on is noted: the pause compares exactly its rows.
+        let mut touched = TouchedKeys::default();
+        while source_driver
+            .apply_changes_noting(route, &tables, APPLY_BATCH, &mut touched)
+            .await?
+            >= APPLY_BATCH as usize
+        {}
         let started = std::time::Instant::now();
         let pause = source_driver
             .pause_writes(route.source, route.tenant)
             .await?;
         let flipped = async {
             while source_driver
-                .apply_changes(route, &tables, APPLY_BATCH)
+                .apply_changes_noting(route, &tables, APPLY_BATCH, &mut touched)
                 .await?
                 > 0
             {}
-            let at_source = source_driver
-                .checksums(route.source, route.tenant, &tables)
-                .await?;
-            let at_target = route
-                .to
-                .checksums(route.target, route.tenant, &tables)
-                .await?;
-            let differing: Vec<String> = at_source
-                .iter()
-                .zip(&at_target)
-                .filter(|(a, b)| a != b)
-                .map(|(a, b)| {
-                    format!(
-                        "{}: {} rows (checksum {}) at the source, {} rows (checksum {}) at the target",
-                        a.table, a.rows, a.checksum, b.rows, b.checksum
-                    )
-                })
-                .collect();
-            if !differing.is_empty() {
-                return Err(StepError::permanent(format!(
-                    "the target differs from the source: {}",
-                    differing.join("; ")
-                )));
-            }
+            let (at_source, at_target) = tokio::try_join!(
+                source_driver.touched_checksums(route.source, route.tenant, &tables, &touched),
+                route
+                    .to
+                    .touched_checksums(route.target, route.tenant, &tables, &touched),
+            )?;
+            same_rows(&at_source, &at_target)?;
             route.to.advance_sequences(route.target, &tables).await?;
             Ok::<_, StepError>(())
         }
@@ -572,6 +575,12 @@ impl Orchestrator {
         }
         pause.release(true).await?;
         metrics::histogram!("tenantry_move_pause_seconds").record(started.elapsed().as_secs_f64());
+        tracing::info!(
+            tenant = %route.tenant,
+            rows_compared_in_pause = touched.len(),
+            pause_ms = started.elapsed().as_millis() as u64,
+            "switched"
+        );
         Ok(started.elapsed().as_millis() as u64)
     }
 
@@ -634,5 +643,31 @@ impl Orchestrator {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// An error naming every table whose rows differ between the two sides.
+fn same_rows(
+    at_source: &[TableChecksum],
+    at_target: &[TableChecksum],
+) -> std::result::Result<(), StepError> {
+    let differing: Vec<String> = at_source
+        .iter()
+        .zip(at_target)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| {
+            format!(
+                "{}: {} rows (checksum {}) at the source, {} rows (checksum {}) at the target",
+                a.table, a.rows, a.checksum, b.rows, b.checksum
+            )
+        })
+        .collect();
+    if differing.is_empty() {
+        Ok(())
+    } else {
+        Err(StepError::permanent(format!(
+            "the target differs from the source: {}",
+            differing.join("; ")
+        )))
     }
 }

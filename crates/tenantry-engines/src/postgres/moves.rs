@@ -16,7 +16,10 @@
 //!   trigger; the mover takes it exclusively, which refuses new writes of that tenant at once
 //!   and waits for those in flight to commit. Other tenants of a shared table never wait.
 //! - **Checksums**: per table, the tenant's row count and an order-independent sum of row
-//!   hashes, compared between source and target at one point (while writes are paused).
+//!   hashes, compared between source and target at one point: in full at a snapshot of the
+//!   source while the tenant keeps writing (the target once exactly the changes that snapshot
+//!   saw are applied), then, while writes are paused, only the rows the changes applied since
+//!   touched — so the pause does not grow with the tenant.
 //! - **No schema changes meanwhile**: a copy, the change log and the checksums assume both
 //!   sides keep the shape they had, so an event trigger ([`DDL_GUARD`], at the end of every DDL
 //!   command and on every drop) refuses, from anyone, a schema change that touches a schema with
@@ -31,6 +34,7 @@ use super::sql::{exec, lock_key};
 use crate::error::{Result, SpaceError};
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tenantry_core::TenantId;
 use tenantry_core::ident::quote;
@@ -80,6 +84,53 @@ struct Change {
     op: String,
     old_row: Option<Value>,
     new_row: Option<Value>,
+}
+
+/// Which logged changes to apply.
+enum Logged<'a> {
+    /// The oldest, at most this many.
+    Next(i64),
+    /// Exactly these.
+    Listed(&'a [i64]),
+}
+
+/// Logged changes applied per round trip when they are listed.
+const LISTED_BATCH: usize = 500;
+
+/// The keys of the rows that applied changes touched, per table (both a row's old and new key,
+/// should a change move it).
+#[derive(Debug, Default)]
+pub struct TouchedKeys(BTreeMap<String, BTreeMap<String, Value>>);
+
+impl TouchedKeys {
+    fn note(&mut self, table: &MoveTable, change: &Change) {
+        let keys = self.0.entry(table.name.clone()).or_default();
+        for row in [&change.old_row, &change.new_row].into_iter().flatten() {
+            let key = Value::Object(
+                table
+                    .key
+                    .iter()
+                    .map(|k| (k.clone(), row[k].clone()))
+                    .collect(),
+            );
+            keys.insert(key.to_string(), key);
+        }
+    }
+
+    fn keys(&self, table: &str) -> Option<Value> {
+        self.0
+            .get(table)
+            .map(|keys| Value::Array(keys.values().cloned().collect()))
+    }
+
+    /// How many rows were touched, over all tables.
+    pub fn len(&self) -> usize {
+        self.0.values().map(BTreeMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// One table's count and checksum of the tenant's rows.
@@ -325,15 +376,68 @@ impl PgSpaces {
         tables: &[MoveTable],
         limit: i64,
     ) -> Result<usize> {
+        self.apply_logged(route, tables, Logged::Next(limit), None)
+            .await
+    }
+
+    /// [`Self::apply_changes`], noting the keys of the rows the changes touched.
+    pub async fn apply_changes_noting(
+        &self,
+        route: MoveRoute<'_>,
+        tables: &[MoveTable],
+        limit: i64,
+        touched: &mut TouchedKeys,
+    ) -> Result<usize> {
+        self.apply_logged(route, tables, Logged::Next(limit), Some(touched))
+            .await
+    }
+
+    /// Applies exactly the logged changes numbered `seqs` (those a snapshot saw), oldest first.
+    pub async fn apply_listed_changes(
+        &self,
+        route: MoveRoute<'_>,
+        tables: &[MoveTable],
+        seqs: &[i64],
+    ) -> Result<usize> {
+        let mut applied = 0;
+        for chunk in seqs.chunks(LISTED_BATCH) {
+            applied += self
+                .apply_logged(route, tables, Logged::Listed(chunk), None)
+                .await?;
+        }
+        Ok(applied)
+    }
+
+    async fn apply_logged(
+        &self,
+        route: MoveRoute<'_>,
+        tables: &[MoveTable],
+        which: Logged<'_>,
+        mut touched: Option<&mut TouchedKeys>,
+    ) -> Result<usize> {
         let mut conn = self.open_space(route.source).await?;
-        let changes: Vec<Change> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT seq, table_name, op, old_row, new_row FROM {CHANGES}
-             WHERE tenant_id = $1 ORDER BY seq LIMIT $2"
-        )))
-        .bind(route.tenant.to_string())
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
+        let columns = "seq, table_name, op, old_row, new_row";
+        let changes: Vec<Change> = match which {
+            Logged::Next(limit) => {
+                sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT {columns} FROM {CHANGES} WHERE tenant_id = $1 ORDER BY seq LIMIT $2"
+                )))
+                .bind(route.tenant.to_string())
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?
+            }
+            Logged::Listed(seqs) => {
+                sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT {columns} FROM {CHANGES}
+                     WHERE tenant_id = $1 AND seq = ANY($2) ORDER BY seq"
+                )))
+                .bind(route.tenant.to_string())
+                .bind(seqs)
+                .fetch_all(&mut *conn)
+                .await?
+            }
+        };
         if changes.is_empty() {
             self.release_space(route.source, conn).await;
             return Ok(0);
@@ -356,6 +460,9 @@ impl PgSpaces {
                     ))
                 })?;
             apply_change(&mut tx, table, change).await?;
+            if let Some(touched) = touched.as_deref_mut() {
+                touched.note(table, change);
+            }
         }
         tx.commit().await?;
         route.to.release_space(route.target, target_conn).await;
@@ -368,6 +475,58 @@ impl PgSpaces {
         .await?;
         self.release_space(route.source, conn).await;
         Ok(applied.len())
+    }
+
+    /// The tenant's per-table checksums and the numbers of its logged changes, both as of one
+    /// snapshot: the source's rows then equal the target's once exactly those changes are
+    /// applied to it. The full comparison of a move, taken while the tenant keeps writing.
+    pub async fn snapshot_checksums(
+        &self,
+        space: &Space,
+        tenant: TenantId,
+        tables: &[MoveTable],
+    ) -> Result<(Vec<TableChecksum>, Vec<i64>)> {
+        let mut conn = self.open_space(space).await?;
+        let mut tx = conn.begin().await?;
+        exec(
+            &mut *tx,
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY".into(),
+        )
+        .await?;
+        let seen: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT seq FROM {CHANGES} WHERE tenant_id = $1 ORDER BY seq"
+        )))
+        .bind(tenant.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::with_capacity(tables.len());
+        for table in tables {
+            out.push(table_checksum(&mut tx, tenant, table, None).await?);
+        }
+        tx.commit().await?;
+        self.release_space(space, conn).await;
+        Ok((out, seen))
+    }
+
+    /// Per table with touched rows, the count and checksum of the tenant's rows under those
+    /// keys: with the full comparison at a snapshot, the rows changed since are all there is
+    /// left to compare, however large the tenant.
+    pub async fn touched_checksums(
+        &self,
+        space: &Space,
+        tenant: TenantId,
+        tables: &[MoveTable],
+        touched: &TouchedKeys,
+    ) -> Result<Vec<TableChecksum>> {
+        let mut conn = self.open_space(space).await?;
+        let mut out = Vec::new();
+        for table in tables {
+            if let Some(keys) = touched.keys(&table.name) {
+                out.push(table_checksum(&mut conn, tenant, table, Some(keys)).await?);
+            }
+        }
+        self.release_space(space, conn).await;
+        Ok(out)
     }
 
     /// The tenant's rows in all of `tables`.
@@ -403,19 +562,7 @@ impl PgSpaces {
         let mut conn = self.open_space(space).await?;
         let mut out = Vec::with_capacity(tables.len());
         for table in tables {
-            let (rows, checksum): (i64, String) = sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text
-                 FROM {} t WHERE tenant_id = $1",
-                quote(&table.name)?
-            )))
-            .bind(tenant.to_string())
-            .fetch_one(&mut *conn)
-            .await?;
-            out.push(TableChecksum {
-                table: table.name.clone(),
-                rows,
-                checksum,
-            });
+            out.push(table_checksum(&mut conn, tenant, table, None).await?);
         }
         self.release_space(space, conn).await;
         Ok(out)
@@ -612,6 +759,38 @@ async fn remove_capture(conn: &mut PgConnection, tenant: TenantId) -> Result<()>
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// The count and order-independent checksum (a sum of row hashes) of the tenant's rows of
+/// `table` — of those under `keys` (a JSON array of key objects) when given.
+async fn table_checksum(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    table: &MoveTable,
+    keys: Option<Value>,
+) -> Result<TableChecksum> {
+    let q = quote(&table.name)?;
+    let only = match keys {
+        None => String::new(),
+        Some(_) => {
+            let key = key_list(&table.key)?;
+            format!("AND ({key}) IN (SELECT {key} FROM jsonb_populate_recordset(null::{q}, $2))")
+        }
+    };
+    let mut query = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text
+         FROM {q} t WHERE tenant_id = $1 {only}"
+    )))
+    .bind(tenant.to_string());
+    if let Some(keys) = keys {
+        query = query.bind(keys);
+    }
+    let (rows, checksum): (i64, String) = query.fetch_one(&mut *conn).await?;
+    Ok(TableChecksum {
+        table: table.name.clone(),
+        rows,
+        checksum,
+    })
 }
 
 /// `"a", "b"` for a key's columns.
