@@ -66,7 +66,7 @@ async fn fill(conn: &mut PgConnection, tenant: TenantId, customers: usize) {
 
 /// Keeps writing for `tenant` until `stop`: inserts, updates and deletes on customers,
 /// addresses and orders. A write refused because the tenant is being moved counts in
-/// `refused`; any other error fails the test.
+/// `refused`; a lost deadlock is retried; any other error fails the test.
 async fn write_until(
     mut conn: PgConnection,
     tenant: TenantId,
@@ -112,6 +112,9 @@ async fn write_until(
                 refused.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
+            // Installing the capture triggers can deadlock with a writer holding one table and
+            // wanting the next; the loser retries, as an application would.
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("40P01") => {}
             Err(e) => panic!("writer of {tenant}: {e}"),
         }
     }

@@ -51,7 +51,7 @@ pub const MOVE_COMPLETE_STEPS: &[&str] = &["stop_capture", "remove_source", "fin
 pub const MOVE_ROLLBACK_STEPS: &[&str] = &["switch_back", "remove_target"];
 
 /// Rows per copy batch.
-const COPY_BATCH: i64 = 2_000;
+const COPY_BATCH: i64 = 10_000;
 /// Changes applied per round trip.
 const APPLY_BATCH: i64 = 1_000;
 

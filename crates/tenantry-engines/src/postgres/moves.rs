@@ -6,10 +6,12 @@
 //!   writer, not only through a router. After registering the tenant, capture waits until every
 //!   transaction that began earlier has ended: one of those could otherwise commit rows the
 //!   copy does not see and the trigger did not log.
-//! - **Copy**: the tenant's rows, table by table (parents first), in batches by primary key;
-//!   the last key copied is the caller's checkpoint, so a copy resumes where it stopped.
-//!   Rows land with `session_replication_role = replica` (foreign keys are checked by the
-//!   verification instead: a child may arrive before the parent the change log brings).
+//! - **Copy**: the tenant's rows, table by table (parents first), in batches by primary key,
+//!   each a binary `COPY … TO STDOUT` of the source into a temporary table of the target and
+//!   one `INSERT … ON CONFLICT DO NOTHING` from there; the last key copied is the caller's
+//!   checkpoint, so a copy resumes where it stopped. Rows land with
+//!   `session_replication_role = replica` (foreign keys are checked by the verification
+//!   instead: a child may arrive before the parent the change log brings).
 //! - **Catch-up**: the logged changes, in order, applied to the target as upserts and deletes,
 //!   then removed from the log — applying a batch twice (after a crash) gives the same rows.
 //! - **Pause**: writers of the tenant take a shared advisory lock on its key in the capture
@@ -32,6 +34,7 @@ use super::introspect::tenant_tables;
 use super::spaces::PgSpaces;
 use super::sql::{exec, lock_key};
 use crate::error::{Result, SpaceError};
+use futures::TryStreamExt;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use std::collections::BTreeMap;
@@ -53,6 +56,13 @@ pub const DDL_GUARD: &str = "tenantry_move_ddl_guard";
 const MOVE_DDL: &str = "tenantry.move_ddl";
 /// SQLSTATE `object_in_use`, which the guard raises.
 pub const SCHEMA_CHANGE_REFUSED: &str = "55006";
+
+/// The settings that carry a copy batch's tenant and bounds into its `COPY` statement.
+const COPY_TENANT: &str = "tenantry.copy_tenant";
+const COPY_AFTER: &str = "tenantry.copy_after";
+const COPY_LAST: &str = "tenantry.copy_last";
+/// The temporary table a copy batch lands in on the target.
+const COPY_TABLE: &str = "tenantry_copy_batch";
 
 /// How long capture waits for older transactions to end, and a pause for writers in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -309,8 +319,9 @@ impl PgSpaces {
     }
 
     /// Copies up to `limit` of the tenant's rows of `table` after key `after` (none: from the
-    /// start) along `route`. Returns how many rows were read and the last key read (`None`
-    /// when the table is done).
+    /// start) along `route`, as a binary `COPY` out of the source into a temporary table of the
+    /// target, inserted from there (a batch copied twice, after a crash, adds nothing). Returns
+    /// how many rows were copied and the last key of the batch (`None` when the table is done).
     pub async fn copy_batch(
         &self,
         route: MoveRoute<'_>,
@@ -320,52 +331,90 @@ impl PgSpaces {
     ) -> Result<(usize, Option<Value>)> {
         let q = quote(&table.name)?;
         let key = key_list(&table.key)?;
-        let after_key = match after {
-            None => String::new(),
-            Some(_) => {
-                format!("AND ({key}) > (SELECT {key} FROM jsonb_populate_record(null::{q}, $3))")
-            }
+        // COPY takes no parameters: the tenant and the bounds travel as settings of the
+        // transaction, never spliced into the statement.
+        let bound = |setting: &str| {
+            format!(
+                "(SELECT {key} FROM jsonb_populate_record(null::{q}, current_setting('{setting}')::jsonb))"
+            )
         };
-        let mut conn = self.open_space(route.source).await?;
-        let mut read = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT to_jsonb(t) FROM {q} t WHERE tenant_id = $1 {after_key}
-             ORDER BY {key} LIMIT $2"
+        let after_cond = match after {
+            None => String::new(),
+            Some(_) => format!("AND ({key}) > {}", bound(COPY_AFTER)),
+        };
+        let in_batch =
+            format!("FROM {q} WHERE tenant_id = current_setting('{COPY_TENANT}') {after_cond}");
+        let mut source = self.open_space(route.source).await?;
+        let mut tx = source.begin().await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT set_config('{COPY_TENANT}', $1, true), set_config('{COPY_AFTER}', $2, true)"
         )))
         .bind(route.tenant.to_string())
-        .bind(limit);
-        if let Some(after) = after {
-            read = read.bind(after);
-        }
-        let rows: Vec<Value> = read.fetch_all(&mut *conn).await?;
-        self.release_space(route.source, conn).await;
-        let Some(last_row) = rows.last() else {
+        .bind(after.map(Value::to_string).unwrap_or_default())
+        .execute(&mut *tx)
+        .await?;
+        let last: Option<Value> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT to_jsonb(k) FROM (SELECT {key} {in_batch} ORDER BY {key} LIMIT $1) k
+             ORDER BY {} LIMIT 1",
+            descending(&table.key)?
+        )))
+        .bind(limit)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(last) = last else {
+            tx.commit().await?;
+            self.release_space(route.source, source).await;
             return Ok((0, None));
         };
-        let last = Value::Object(
-            table
-                .key
-                .iter()
-                .map(|k| (k.clone(), last_row[k].clone()))
-                .collect(),
-        );
-        let mut target_conn = route.to.open_space(route.target).await?;
-        let mut tx = target_conn.begin().await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT set_config('{COPY_LAST}', $1, true)"
+        )))
+        .bind(last.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let rows: Vec<u8> = {
+            let mut stream = tx
+                .copy_out_raw(&format!(
+                    "COPY (SELECT * {in_batch} AND ({key}) <= {}) TO STDOUT (FORMAT binary)",
+                    bound(COPY_LAST)
+                ))
+                .await?;
+            let mut rows = Vec::new();
+            while let Some(chunk) = stream.try_next().await? {
+                rows.extend_from_slice(&chunk);
+            }
+            rows
+        };
+        tx.commit().await?;
+        self.release_space(route.source, source).await;
+
+        let mut target = route.to.open_space(route.target).await?;
+        let mut tx = target.begin().await?;
         exec(
             &mut *tx,
             "SET LOCAL session_replication_role = replica".into(),
         )
         .await?;
-        let read = rows.len();
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {q} OVERRIDING SYSTEM VALUE
-             SELECT * FROM jsonb_populate_recordset(null::{q}, $1) ON CONFLICT DO NOTHING"
-        )))
-        .bind(Value::Array(rows))
-        .execute(&mut *tx)
+        exec(
+            &mut *tx,
+            format!("CREATE TEMPORARY TABLE {COPY_TABLE} (LIKE {q}) ON COMMIT DROP"),
+        )
+        .await?;
+        let mut copy_in = tx
+            .copy_in_raw(&format!("COPY {COPY_TABLE} FROM STDIN (FORMAT binary)"))
+            .await?;
+        copy_in.send(rows).await?;
+        let copied = copy_in.finish().await?;
+        exec(
+            &mut *tx,
+            format!(
+                "INSERT INTO {q} OVERRIDING SYSTEM VALUE SELECT * FROM {COPY_TABLE} ON CONFLICT DO NOTHING"
+            ),
+        )
         .await?;
         tx.commit().await?;
-        route.to.release_space(route.target, target_conn).await;
-        Ok((read, Some(last)))
+        route.to.release_space(route.target, target).await;
+        Ok((copied as usize, Some(last)))
     }
 
     /// Applies up to `limit` logged changes of the tenant, oldest first, along `route`, and
@@ -791,6 +840,15 @@ async fn table_checksum(
         rows,
         checksum,
     })
+}
+
+/// `"a" DESC, "b" DESC` for a key's columns.
+fn descending(key: &[String]) -> Result<String> {
+    Ok(key
+        .iter()
+        .map(|k| quote(k).map(|q| format!("{q} DESC")))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(", "))
 }
 
 /// `"a", "b"` for a key's columns.
