@@ -198,6 +198,14 @@ async fn a_tenant_moves_from_shared_to_its_own_database_on_another_server_under_
         }
     }
     assert!(copied >= 3000 * 4, "{copied}");
+    // A batch copied again (a retry after a crash between its commit and its checkpoint)
+    // passes: its rows are there already (every row is compared with the source below).
+    let (again, _) = source_driver
+        .copy_batch(route, &tables[0], None, 500)
+        .await
+        .unwrap();
+    assert!(again > 0);
+    let mut target_conn = connect(&to, target.database.as_deref().unwrap()).await;
     // Catch up while the writers go on.
     for _ in 0..3 {
         while source_driver
@@ -271,7 +279,6 @@ async fn a_tenant_moves_from_shared_to_its_own_database_on_another_server_under_
         .unwrap();
     // Independently of the checksums: the rows themselves.
     let mut source_conn = connect(&from, SHARED).await;
-    let mut target_conn = connect(&to, target.database.as_deref().unwrap()).await;
     assert_eq!(
         snapshot(&mut source_conn, moving, &tables).await,
         snapshot(&mut target_conn, moving, &tables).await

@@ -7,8 +7,9 @@
 //!   transaction that began earlier has ended: one of those could otherwise commit rows the
 //!   copy does not see and the trigger did not log.
 //! - **Copy**: the tenant's rows, table by table (parents first), in batches by primary key,
-//!   each a binary `COPY … TO STDOUT` of the source into a temporary table of the target and
-//!   one `INSERT … ON CONFLICT DO NOTHING` from there; the last key copied is the caller's
+//!   each a binary `COPY … TO STDOUT` of the source and `COPY … FROM STDIN` of the target (a
+//!   batch copied before, after a crash, goes through a temporary table and `INSERT … ON
+//!   CONFLICT DO NOTHING` instead); the last key copied is the caller's
 //!   checkpoint, so a copy resumes where it stopped. Rows land with
 //!   `session_replication_role = replica` (foreign keys are checked by the verification
 //!   instead: a child may arrive before the parent the change log brings).
@@ -319,8 +320,8 @@ impl PgSpaces {
     }
 
     /// Copies up to `limit` of the tenant's rows of `table` after key `after` (none: from the
-    /// start) along `route`, as a binary `COPY` out of the source into a temporary table of the
-    /// target, inserted from there (a batch copied twice, after a crash, adds nothing). Returns
+    /// start) along `route`, as a binary `COPY` out of the source and into the target (through
+    /// a temporary table when the batch was copied before: a retry adds nothing). Returns
     /// how many rows were copied and the last key of the batch (`None` when the table is done).
     pub async fn copy_batch(
         &self,
@@ -395,23 +396,31 @@ impl PgSpaces {
             "SET LOCAL session_replication_role = replica".into(),
         )
         .await?;
-        exec(
-            &mut *tx,
-            format!("CREATE TEMPORARY TABLE {COPY_TABLE} (LIKE {q}) ON COMMIT DROP"),
-        )
-        .await?;
-        let mut copy_in = tx
-            .copy_in_raw(&format!("COPY {COPY_TABLE} FROM STDIN (FORMAT binary)"))
-            .await?;
-        copy_in.send(rows).await?;
-        let copied = copy_in.finish().await?;
-        exec(
-            &mut *tx,
-            format!(
-                "INSERT INTO {q} OVERRIDING SYSTEM VALUE SELECT * FROM {COPY_TABLE} ON CONFLICT DO NOTHING"
-            ),
-        )
-        .await?;
+        // Straight into the table: the target holds none of a batch's rows unless this batch
+        // was copied before (a retry after a crash), and then the key conflict sends it the
+        // idempotent way, through a temporary table.
+        exec(&mut *tx, "SAVEPOINT tenantry_copy".into()).await?;
+        let copied = match copy_in(&mut tx, &q, &rows).await {
+            Ok(copied) => copied,
+            Err(e) if e.has_code(&[UNIQUE_VIOLATION]) => {
+                exec(&mut *tx, "ROLLBACK TO SAVEPOINT tenantry_copy".into()).await?;
+                exec(
+                    &mut *tx,
+                    format!("CREATE TEMPORARY TABLE {COPY_TABLE} (LIKE {q}) ON COMMIT DROP"),
+                )
+                .await?;
+                let copied = copy_in(&mut tx, COPY_TABLE, &rows).await?;
+                exec(
+                    &mut *tx,
+                    format!(
+                        "INSERT INTO {q} OVERRIDING SYSTEM VALUE SELECT * FROM {COPY_TABLE} ON CONFLICT DO NOTHING"
+                    ),
+                )
+                .await?;
+                copied
+            }
+            Err(e) => return Err(e),
+        };
         tx.commit().await?;
         route.to.release_space(route.target, target).await;
         Ok((copied as usize, Some(last)))
@@ -840,6 +849,18 @@ async fn table_checksum(
         rows,
         checksum,
     })
+}
+
+/// SQLSTATE `unique_violation`.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// Copies a binary `COPY` stream into `table` (quoted) of the connection's transaction.
+async fn copy_in(conn: &mut PgConnection, table: &str, rows: &[u8]) -> Result<u64> {
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY {table} FROM STDIN (FORMAT binary)"))
+        .await?;
+    copy.send(rows).await?;
+    Ok(copy.finish().await?)
 }
 
 /// `"a" DESC, "b" DESC` for a key's columns.
