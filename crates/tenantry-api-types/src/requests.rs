@@ -115,7 +115,7 @@ pub struct SetDomains {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveTenant {
-    /// `schema` or `database`.
+    /// `shared`, `schema` or `database`.
     #[serde(default)]
     #[schema(example = "database")]
     pub to: Option<String>,

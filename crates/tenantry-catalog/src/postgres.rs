@@ -1060,6 +1060,18 @@ impl CatalogStore for PgCatalog {
         )
     }
 
+    async fn delete_secret(&self, tenant: TenantId, name: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("DELETE FROM tenant_secrets WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant.0)
+                .bind(name)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+
     async fn pool_add(&self, e: NewPoolEntry) -> Result<PoolEntry> {
         let row = sqlx::query(
             "INSERT INTO pool_databases (id, shard, database, secret, schema_version, created_at)

@@ -905,6 +905,18 @@ impl CatalogStore for SqliteCatalog {
         )
     }
 
+    async fn delete_secret(&self, tenant: TenantId, name: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("DELETE FROM tenant_secrets WHERE tenant_id = ? AND name = ?")
+                .bind(tenant.to_string())
+                .bind(name)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+
     async fn pool_add(&self, e: NewPoolEntry) -> Result<PoolEntry> {
         let id = Uuid::now_v7();
         sqlx::query(

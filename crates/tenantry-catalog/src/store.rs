@@ -132,6 +132,8 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn secret(&self, tenant: TenantId, name: &str) -> Result<Option<Vec<u8>>>;
     /// Forgets every secret of a tenant; returns how many there were.
     async fn delete_secrets(&self, tenant: TenantId) -> Result<u64>;
+    /// Forgets one secret of a tenant; returns whether it was there.
+    async fn delete_secret(&self, tenant: TenantId, name: &str) -> Result<bool>;
 
     // --- the warm pool ---
 

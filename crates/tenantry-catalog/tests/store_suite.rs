@@ -772,6 +772,12 @@ async fn secrets_round_trip(c: Arc<dyn CatalogStore>) {
         b"sealed-2"
     );
     assert_eq!(c.secret(t.id, "admin").await.unwrap().unwrap(), [0, 255, 7]);
+    // One secret goes alone, the tenant's others and other tenants' stay.
+    c.put_secret(t.id, "licence", b"signed").await.unwrap();
+    assert!(c.delete_secret(t.id, "licence").await.unwrap());
+    assert!(!c.delete_secret(t.id, "licence").await.unwrap());
+    assert!(c.secret(t.id, "licence").await.unwrap().is_none());
+    assert!(c.secret(t.id, "admin").await.unwrap().is_some());
     assert_eq!(c.delete_secrets(t.id).await.unwrap(), 2);
     assert!(c.secret(t.id, "database").await.unwrap().is_none());
     assert_eq!(c.delete_secrets(t.id).await.unwrap(), 0);

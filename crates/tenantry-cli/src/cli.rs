@@ -158,7 +158,7 @@ pub struct UpdateArgs {
 pub struct MoveArgs {
     /// The tenant's slug
     pub slug: String,
-    /// The isolation to move to: schema or database
+    /// The isolation to move to: shared, schema or database
     #[arg(long, value_parser = parse_isolation, required_unless_present_any = ["complete", "rollback", "cancel"])]
     pub to: Option<Isolation>,
     /// The shard to move to [default: as for a new tenant of that isolation]

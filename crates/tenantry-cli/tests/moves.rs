@@ -1,6 +1,7 @@
 //! `tenantry tenant move`: a tenant's data moves live out of the shared database into a schema,
-//! then into a database of its own, each completed; the catalog follows with a new epoch, the
-//! old place refuses the tenant's writes until the move completes, and neighbours are untouched.
+//! then into a database of its own, and back into the shared database, each completed; the
+//! catalog follows with a new epoch, the old place refuses the tenant's writes until the move
+//! completes, and neighbours are untouched.
 
 mod common;
 
@@ -122,7 +123,7 @@ async fn a_tenant_moves_from_shared_to_schema_to_database_and_each_move_complete
     }
     let out = env
         .command()
-        .args(["tenant", "move", "acme", "--to", "shared"])
+        .args(["tenant", "move", "acme", "--to", "database"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
@@ -137,6 +138,44 @@ async fn a_tenant_moves_from_shared_to_schema_to_database_and_each_move_complete
         "{}",
         stderr_of(&out)
     );
+
+    // And back: out of its own database into the shared one. Rolled back first, with the
+    // changes made at the shared place carried home; then again, and completed.
+    add_customers(&mut own, "customers", &acme_id, 10).await;
+    let moved = env.json(&["tenant", "move", "acme", "--to", "shared"]);
+    assert_eq!(
+        (&moved["isolation"], &moved["epoch"]),
+        (&Value::from("shared"), &Value::from(epoch + 3)),
+        "{moved:#}"
+    );
+    assert_eq!(count(&mut shared, "customers", &acme_id).await, 5010);
+    add_customers(&mut shared, "customers", &acme_id, 3).await;
+    let back = env.json(&["tenant", "move", "acme", "--rollback"]);
+    assert_eq!(back["isolation"], "database", "{back:#}");
+    assert_eq!(count(&mut own, "customers", &acme_id).await, 5013);
+    assert_eq!(count(&mut shared, "customers", &acme_id).await, 0);
+    assert_eq!(count(&mut shared, "customers", &hooli_id).await, 701);
+    own.close().await.unwrap();
+    env.json(&["tenant", "move", "acme", "--to", "shared"]);
+    env.json(&["tenant", "move", "acme", "--complete"]);
+    let shown = env.show("acme");
+    assert_eq!(
+        (&shown["isolation"], &shown["space"]["database"]),
+        (&Value::from("shared"), &Value::from(shared_db.as_str())),
+        "{shown:#}"
+    );
+    assert_eq!(count(&mut shared, "customers", &acme_id).await, 5013);
+    assert_eq!(count(&mut shared, "customers", &hooli_id).await, 701);
+    let database_left: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&database)
+            .fetch_one(&mut shared)
+            .await
+            .unwrap();
+    assert!(!database_left, "its own database was dropped");
+    // Served from the shared database again, under row-level security, by the storefront's
+    // data path; its licence follows the reconciler.
+    assert_eq!(env.json(&["tenant", "licence", "acme"])["valid"], true);
 }
 
 /// Runs `args` with a crash failpoint, which must abort the process.

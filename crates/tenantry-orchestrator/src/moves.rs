@@ -5,9 +5,9 @@
 //! `move`: **prepare** (`TenantMoveStarted`), **create_target** (the target space at the
 //! latest version), **capture** (the source logs the tenant's changes), **copy** (batches by
 //! key; the last key of each table is kept in the operation's parameters, so a resumed copy
-//! goes on from there), **catch_up** (the logged changes), **switch** (the tenant's writes
-//! paused, the last changes applied, per-table counts and checksums compared, sequences
-//! advanced, the old place set to refuse the tenant's writes, then the catalog flipped to the
+//! goes on from there), **catch_up** (the logged changes), **switch** (both sides compared in
+//! full at a snapshot while the tenant writes; then its writes paused, the last changes
+//! applied, the rows changed since compared, sequences advanced, the old place set to refuse the tenant's writes, then the catalog flipped to the
 //! target with a new epoch and `TenantMoved`). The source stays, for a rollback window.
 //! `move_complete`: **stop_capture**, **remove_source** (the tenant's rows, schema or
 //! database at the old place), **finish** (`TenantMoveCompleted`).
@@ -23,6 +23,7 @@
 
 use crate::error::{OrchestratorError, Result, StepError};
 use crate::service::Orchestrator;
+use crate::shards::DATABASE_SECRET;
 use serde_json::{Value, json};
 use tenantry_catalog::model::{
     Cause, Checkpoint, NewEvent, NewOperation, Operation, OperationKind, OperationState,
@@ -150,12 +151,11 @@ impl Orchestrator {
                 to, target_shard
             ));
         }
-        // Into the shared database, and out of a database of its own (whose credentials the
-        // target's would replace), come with rollback, in a later version.
-        if to == Isolation::Shared || source.kind == Isolation::Database {
+        // From a database of its own to another, the target's credentials would have to live
+        // beside the source's until the move ends: a later version.
+        if to == Isolation::Database && source.kind == Isolation::Database {
             return bad(format!(
-                "a move from {} to {to} is not supported yet: tenants move out of the shared database or a schema, into a schema or a database",
-                source.kind
+                "a move from a database of its own to another is not supported yet: move tenant {slug} to a schema first, or keep it where it is"
             ));
         }
         let op = NewOperation {
@@ -420,6 +420,12 @@ impl Orchestrator {
             }
             (OperationKind::MoveComplete, "remove_source") => {
                 source_driver.remove(&plan.source, op.tenant_id).await?;
+                // Out of a database of its own: its credentials go with it.
+                if plan.source.kind == Isolation::Database {
+                    self.catalog
+                        .delete_secret(op.tenant_id, DATABASE_SECRET)
+                        .await?;
+                }
             }
             (OperationKind::MoveRollback, "switch_back") => {
                 // The way back: from the target, where the changes since the switch were
@@ -584,8 +590,8 @@ impl Orchestrator {
         Ok(started.elapsed().as_millis() as u64)
     }
 
-    /// Removes a move's target space, and the credentials of a target database (a move's
-    /// source never has any: tenants move out of the shared database or a schema).
+    /// Removes a move's target space, and the credentials of a target database (the source's
+    /// are never those: no move goes from one database of the tenant's own to another).
     async fn remove_target(
         &self,
         plan: &MovePlan,
@@ -595,7 +601,9 @@ impl Orchestrator {
             .remove(&plan.target, op.tenant_id)
             .await?;
         if plan.target.kind == Isolation::Database {
-            self.catalog.delete_secrets(op.tenant_id).await?;
+            self.catalog
+                .delete_secret(op.tenant_id, DATABASE_SECRET)
+                .await?;
         }
         Ok(())
     }

@@ -35,7 +35,7 @@ pub async fn start(
     if chosen != 1 {
         return Err(Problem::invalid(
             "to",
-            "give exactly one of `to` (schema or database), `complete`, `rollback` and `cancel`",
+            "give exactly one of `to` (shared, schema or database), `complete`, `rollback` and `cancel`",
         ));
     }
     let (tenant, op) = if body.complete {
