@@ -601,3 +601,72 @@ async fn the_reconciler_moves_a_tenant_well_past_a_threshold_and_leaves_an_opera
     assert!(outcomes["big"].contains("cooldown"), "{outcomes:#?}");
     assert_eq!(env.show("big")["isolation"], "shared");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_altered_behind_the_movers_back_fails_the_switch_naming_the_rows() {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let env = make_test_env_with(&["--postgres", &server.url]);
+    let acme = env.create("acme", "standard", "eu-west", &[]);
+    let id = acme["id"].as_str().unwrap().to_owned();
+    let shared_db = acme["space"]["database"].as_str().unwrap().to_owned();
+    let mut shared = connect(&server, &shared_db).await;
+    add_customers(&mut shared, "customers", &id, 2000).await;
+    crash(
+        &env,
+        "catch_up.after=crash",
+        &["tenant", "move", "acme", "--to", "database"],
+    );
+    // The copy is there; someone changes it by hand before the switch compares.
+    let target_db = format!("tenant_{}", id.replace('-', ""));
+    let mut target = connect(&server, &target_db).await;
+    let victims: Vec<String> = sqlx::query_scalar(
+        "SELECT id::text FROM customers WHERE tenant_id = $1 ORDER BY id LIMIT 3",
+    )
+    .bind(&id)
+    .fetch_all(&mut target)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM customers WHERE id::text = ANY($1)")
+        .bind(&victims[..2])
+        .execute(&mut target)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE customers SET email = 'altered@example.com' WHERE id::text = $1")
+        .bind(&victims[2])
+        .execute(&mut target)
+        .await
+        .unwrap();
+    target.close().await.unwrap();
+
+    let out = env
+        .command()
+        .args(["--output", "json", "ops", "resume"])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+    assert!(
+        said.contains("the target differs from the source")
+            && said.contains("the rows that differ, by key: customers:")
+            && said.contains(&format!(
+                "{{\"id\": \"{}\"}} to {{\"id\": \"{}\"}} (3 rows)",
+                victims[0], victims[2]
+            )),
+        "{said}"
+    );
+    // The move is undone: the tenant where it was, with every row, writing again.
+    let shown = env.show("acme");
+    assert_eq!(shown["isolation"], "shared", "{shown:#}");
+    assert_eq!(count(&mut shared, "customers", &id).await, 2000);
+    add_customers(&mut shared, "customers", &id, 1).await;
+    let events = env.event_types("acme");
+    assert!(
+        events.contains(&"TenantMoveFailed".to_owned()),
+        "{events:?}"
+    );
+}

@@ -34,7 +34,9 @@ use tenantry_core::space::Space;
 use tenantry_core::{Isolation, TenantState};
 use tenantry_engines::SpaceDriver;
 use tenantry_engines::postgres::PgSpaces;
-use tenantry_engines::postgres::moves::{MoveRoute, MoveTable, TableChecksum, TouchedKeys};
+use tenantry_engines::postgres::moves::{
+    MoveRoute, MoveTable, TableChecksum, TouchedKeys, key_ranges,
+};
 use uuid::Uuid;
 
 /// The steps of a move, in order.
@@ -53,6 +55,8 @@ pub const MOVE_ROLLBACK_STEPS: &[&str] = &["switch_back", "remove_target"];
 
 /// Rows per copy batch.
 const COPY_BATCH: i64 = 10_000;
+/// Differing key ranges named per table when a comparison fails.
+const DIFFERENCES_SHOWN: usize = 10;
 /// Changes applied per round trip.
 const APPLY_BATCH: i64 = 1_000;
 
@@ -546,7 +550,17 @@ impl Orchestrator {
             .to
             .checksums(route.target, route.tenant, &tables)
             .await?;
-        same_rows(&at_source, &at_target)?;
+        if let Err(differ) = same_rows(&at_source, &at_target) {
+            let differing: Vec<&MoveTable> = tables
+                .iter()
+                .zip(at_source.iter().zip(&at_target))
+                .filter(|(_, (a, b))| a != b)
+                .map(|(table, _)| table)
+                .collect();
+            return Err(self
+                .locate_differences(route, &tables, &differing, differ)
+                .await);
+        }
         // Every change applied from here on is noted: the pause compares exactly its rows.
         let mut touched = TouchedKeys::default();
         while source_driver
@@ -588,6 +602,63 @@ impl Orchestrator {
             "switched"
         );
         Ok(started.elapsed().as_millis() as u64)
+    }
+
+    /// Adds to `differ` (a failed comparison) where the two sides differ, by key range: the
+    /// tenant's writes are paused for a moment (the move fails anyway), the last changes applied,
+    /// and every differing table's rows compared one by one. The writes then go on at the source.
+    async fn locate_differences(
+        &self,
+        route: MoveRoute<'_>,
+        tables: &[MoveTable],
+        differing: &[&MoveTable],
+        differ: StepError,
+    ) -> StepError {
+        let located = async {
+            let source_driver = self.pg(&route.source.shard)?;
+            let pause = source_driver
+                .pause_writes(route.source, route.tenant)
+                .await?;
+            let described = async {
+                while source_driver
+                    .apply_changes(route, tables, APPLY_BATCH)
+                    .await?
+                    > 0
+                {}
+                let mut parts = Vec::new();
+                for table in differing {
+                    let (at_source, at_target) = tokio::try_join!(
+                        source_driver.row_hashes(route.source, route.tenant, table),
+                        route.to.row_hashes(route.target, route.tenant, table),
+                    )?;
+                    let ranges = key_ranges(&at_source, &at_target, DIFFERENCES_SHOWN);
+                    parts.push(format!(
+                        "{}: {}",
+                        table.name,
+                        if ranges.is_empty() {
+                            "equal once the last changes were applied".to_owned()
+                        } else {
+                            ranges.join(", ")
+                        }
+                    ));
+                }
+                Ok::<_, StepError>(parts.join("; "))
+            }
+            .await;
+            pause.release(false).await?;
+            described
+        }
+        .await;
+        match located {
+            Ok(where_) => StepError::permanent(format!(
+                "{}; the rows that differ, by key: {where_}",
+                differ.message
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "locating the differences failed");
+                differ
+            }
+        }
     }
 
     /// Removes a move's target space, and the credentials of a target database (the source's

@@ -626,6 +626,34 @@ impl PgSpaces {
         Ok(out)
     }
 
+    /// Every one of the tenant's rows of `table` as its key (JSON text) and a hash of the row,
+    /// in key order: what [`key_ranges`] compares to say where two sides differ.
+    pub async fn row_hashes(
+        &self,
+        space: &Space,
+        tenant: TenantId,
+        table: &MoveTable,
+    ) -> Result<Vec<(String, String)>> {
+        let q = quote(&table.name)?;
+        let key = key_list(&table.key)?;
+        let of_t = table
+            .key
+            .iter()
+            .map(|k| quote(k).map(|k| format!("t.{k}")))
+            .collect::<Result<Vec<_>, _>>()?
+            .join(", ");
+        let mut conn = self.open_space(space).await?;
+        let rows = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT (SELECT to_jsonb(k) FROM (SELECT {of_t}) k)::text, md5(t::text)
+             FROM {q} t WHERE tenant_id = $1 ORDER BY {key}"
+        )))
+        .bind(tenant.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+        self.release_space(space, conn).await;
+        Ok(rows)
+    }
+
     /// Sets each sequence owned by a column of `tables` in `space` past the largest value of
     /// its column, so that new rows after a move never collide with moved ones.
     pub async fn advance_sequences(&self, space: &Space, tables: &[MoveTable]) -> Result<()> {
@@ -851,6 +879,56 @@ async fn table_checksum(
     })
 }
 
+/// Where two sides' rows of a table differ, in words: runs of consecutive rows of the source
+/// (in key order) that are missing or different at the target, as key ranges, then rows only
+/// the target has. At most `limit` entries, the rest counted.
+pub fn key_ranges(
+    source: &[(String, String)],
+    target: &[(String, String)],
+    limit: usize,
+) -> Vec<String> {
+    let at_target: std::collections::HashMap<&str, &str> = target
+        .iter()
+        .map(|(k, h)| (k.as_str(), h.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    let mut run: Option<(&str, &str, usize)> = None;
+    let close = |run: &mut Option<(&str, &str, usize)>, out: &mut Vec<String>| {
+        if let Some((from, to, n)) = run.take() {
+            out.push(if n == 1 {
+                format!("{from} (1 row)")
+            } else {
+                format!("{from} to {to} ({n} rows)")
+            });
+        }
+    };
+    for (key, hash) in source {
+        if at_target.get(key.as_str()) == Some(&hash.as_str()) {
+            close(&mut run, &mut out);
+        } else {
+            run = Some(match run {
+                Some((from, _, n)) => (from, key.as_str(), n + 1),
+                None => (key.as_str(), key.as_str(), 1),
+            });
+        }
+    }
+    close(&mut run, &mut out);
+    let at_source: std::collections::HashSet<&str> =
+        source.iter().map(|(k, _)| k.as_str()).collect();
+    out.extend(
+        target
+            .iter()
+            .filter(|(k, _)| !at_source.contains(k.as_str()))
+            .map(|(k, _)| format!("{k} (only at the target)")),
+    );
+    if out.len() > limit {
+        let more = out.len() - limit;
+        out.truncate(limit);
+        out.push(format!("and {more} more"));
+    }
+    out
+}
+
 /// SQLSTATE `unique_violation`.
 const UNIQUE_VIOLATION: &str = "23505";
 
@@ -962,5 +1040,34 @@ async fn wait_for_older_transactions(
             )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_ranges;
+
+    fn rows(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, h)| (k.to_string(), h.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn differences_are_told_as_runs_of_keys_and_rows_only_the_target_has() {
+        let source = rows(&[("1", "a"), ("2", "b"), ("3", "c"), ("4", "d"), ("5", "e")]);
+        let target = rows(&[("1", "a"), ("2", "x"), ("4", "d"), ("5", "e"), ("9", "z")]);
+        assert_eq!(
+            key_ranges(&source, &target, 10),
+            ["2 to 3 (2 rows)", "9 (only at the target)"]
+        );
+        assert_eq!(key_ranges(&source, &source, 10), Vec::<String>::new());
+        let all_changed = rows(&[("1", "q"), ("3", "q"), ("5", "q")]);
+        assert_eq!(key_ranges(&source, &all_changed, 2), ["1 to 5 (5 rows)"]);
+        assert_eq!(
+            key_ranges(&rows(&[("1", "a")]), &rows(&[("7", "q"), ("8", "q")]), 1),
+            ["1 (1 row)", "and 2 more"]
+        );
     }
 }
