@@ -15,9 +15,7 @@ use crate::service::Orchestrator;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
-use tenantry_catalog::model::{
-    Cause, Failure, NewEvent, OperationState, Tenant, TenantFilter, TenantUpdate,
-};
+use tenantry_catalog::model::{Cause, Failure, NewEvent, Tenant, TenantFilter, TenantUpdate};
 use tenantry_compute::ComputeState;
 use tenantry_core::events::EventType;
 use tenantry_core::{Compute, Isolation, TenantState};
@@ -161,12 +159,7 @@ impl Orchestrator {
             .operations(Some(t.id), 1)
             .await?
             .first()
-            .is_some_and(|op| {
-                matches!(
-                    op.state,
-                    OperationState::Pending | OperationState::Running | OperationState::RollingBack
-                )
-            }))
+            .is_some_and(|op| op.state.is_open()))
     }
 
     /// What differs for one tenant.
@@ -327,16 +320,7 @@ impl Orchestrator {
             match finding.kind {
                 DriftKind::SpaceBehind => {
                     let space = t.space.as_ref().expect("observed with a space");
-                    let version = self.spaces.driver(&space.shard)?.migrate(space).await?;
-                    self.catalog
-                        .update_tenant(
-                            t.id,
-                            TenantUpdate {
-                                schema_version: Some(version),
-                                ..TenantUpdate::default()
-                            },
-                        )
-                        .await?;
+                    self.migrate_space(t, space).await?;
                 }
                 DriftKind::RoleMissing => {
                     let space = t.space.as_ref().expect("observed with a space");

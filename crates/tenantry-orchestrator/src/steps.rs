@@ -169,18 +169,7 @@ impl Orchestrator {
                 {
                     return Ok(false);
                 }
-                let version = driver.migrate(space).await?;
-                if version != t.schema_version {
-                    self.catalog
-                        .update_tenant(
-                            t.id,
-                            TenantUpdate {
-                                schema_version: Some(version),
-                                ..TenantUpdate::default()
-                            },
-                        )
-                        .await?;
-                }
+                self.migrate_space(&t, space).await?;
             }
             "seed" => {
                 let space = space_of(&t)?;
@@ -349,6 +338,27 @@ impl Orchestrator {
         }
         if let Some(credentials) = driver.create(space).await? {
             self.store_credentials(t.id, &credentials).await?;
+        }
+        Ok(())
+    }
+
+    /// Brings the tenant's space to the latest migration and records the version it reached.
+    pub(crate) async fn migrate_space(
+        &self,
+        t: &Tenant,
+        space: &tenantry_core::space::Space,
+    ) -> crate::error::Result<()> {
+        let version = self.spaces.driver(&space.shard)?.migrate(space).await?;
+        if version != t.schema_version {
+            self.catalog
+                .update_tenant(
+                    t.id,
+                    TenantUpdate {
+                        schema_version: Some(version),
+                        ..TenantUpdate::default()
+                    },
+                )
+                .await?;
         }
         Ok(())
     }

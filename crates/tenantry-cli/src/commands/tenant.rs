@@ -9,7 +9,7 @@ use crate::progress::StepProgress;
 use anyhow::Result;
 use serde::Serialize;
 use tenantry_api_types::requests::{CreateTenant, MoveTenant, SetDomains, UpdateTenant};
-use tenantry_api_types::responses::{Tenant, TenantCompute, TenantStorage};
+use tenantry_api_types::responses::{Operation, Tenant, TenantCompute, TenantStorage};
 use tenantry_catalog::model::OperationKind;
 
 pub async fn run(cli: &Cli, cmd: &TenantCommand) -> Result<()> {
@@ -86,10 +86,7 @@ async fn create(cli: &Cli, b: &dyn Backend, args: &CreateArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let progress = StepProgress::new(format!("provisioning {}", args.slug), op.steps_total);
-    let result = b.wait(&op, &progress).await;
-    progress.finish();
-    result?;
+    follow(b, &op, format!("provisioning {}", args.slug)).await?;
     show(cli, b, &args.slug).await
 }
 
@@ -135,9 +132,7 @@ async fn move_tenant(cli: &Cli, b: &dyn Backend, args: &MoveArgs) -> Result<()> 
     } else {
         op.kind.as_str()
     };
-    let progress = StepProgress::new(format!("{label} {}", args.slug), op.steps_total);
-    let result = b.wait(&op, &progress).await;
-    progress.finish();
+    let result = follow(b, &op, format!("{label} {}", args.slug)).await;
     if args.cancel {
         return cancelled(cli, b, &args.slug, op.id, result.err()).await;
     }
@@ -429,10 +424,7 @@ async fn update(cli: &Cli, b: &dyn Backend, args: &UpdateArgs) -> Result<()> {
         );
         return Ok(());
     };
-    let progress = StepProgress::new(format!("{} {}", op.kind, args.slug), op.steps_total);
-    let result = b.wait(&op, &progress).await;
-    progress.finish();
-    let op = result?;
+    let op = follow(b, &op, format!("{} {}", op.kind, args.slug)).await?;
     let tenant = b.tenant(&args.slug).await?;
     emit(
         cli.output,
@@ -491,10 +483,7 @@ async fn licence(cli: &Cli, b: &dyn Backend, slug: &str) -> Result<()> {
 
 async fn change(cli: &Cli, b: &dyn Backend, slug: &str, kind: OperationKind) -> Result<()> {
     let op = b.request(slug, kind).await?;
-    let progress = StepProgress::new(format!("{kind} {slug}"), op.steps_total);
-    let result = b.wait(&op, &progress).await;
-    progress.finish();
-    let op = result?;
+    let op = follow(b, &op, format!("{kind} {slug}")).await?;
     let tenant = b.tenant(slug).await?;
     if cli.output == Output::Json {
         emit(
@@ -506,4 +495,12 @@ async fn change(cli: &Cli, b: &dyn Backend, slug: &str, kind: OperationKind) -> 
         println!("{} is {} (operation {}).", tenant.slug, tenant.state, op.id);
     }
     Ok(())
+}
+
+/// Runs (or follows) an operation to its end behind a progress bar.
+async fn follow(b: &dyn Backend, op: &Operation, label: String) -> Result<Operation> {
+    let progress = StepProgress::new(label, op.steps_total);
+    let result = b.wait(op, &progress).await;
+    progress.finish();
+    result
 }
