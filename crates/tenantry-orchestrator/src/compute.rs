@@ -290,11 +290,6 @@ impl Orchestrator {
             stale,
         }))
     }
-
-    /// Where the tenant's storage lives, for its compute.
-    pub fn storage_url(&self, t: &Tenant) -> String {
-        self.storage.url_of(&t.region, t.id)
-    }
 }
 
 /// The sealing context of a tenant's licence: its id and what the secret is.

@@ -82,7 +82,7 @@ pub async fn run(cli: &Cli, args: &ReconcileArgs) -> Result<()> {
                 ""
             }
         );
-        if let Some(rows) = &r.infrastructure {
+        if let Some(rows) = r.infrastructure.as_ref().filter(|rows| !rows.is_empty()) {
             let mut t = table(&["tenant", "drifted", "repair", "outcome"]);
             for row in rows {
                 t.add_row(vec![
