@@ -197,7 +197,9 @@ async fn a_tenant_moves_from_shared_to_its_own_database_on_another_server_under_
             }
         }
     }
-    assert!(copied >= 3000 * 4, "{copied}");
+    // Every row, give or take what the writers inserted and deleted meanwhile (the change log
+    // brings those; the rows are compared one by one below).
+    assert!(copied > 3000 * 4 - 1000, "{copied}");
     // A batch copied again (a retry after a crash between its commit and its checkpoint)
     // passes: its rows are there already (every row is compared with the source below).
     let (again, _) = source_driver
