@@ -119,9 +119,13 @@ pub struct MoveTenant {
     #[serde(default)]
     #[schema(example = "database")]
     pub to: Option<String>,
-    /// A shard of the tenant's region [default: as for a new tenant of that isolation].
+    /// A shard of the tenant's region (of `region`, when given) [default: as for a new tenant
+    /// of that isolation].
     #[serde(default)]
     pub shard: Option<String>,
+    /// Another region: a residency change, recorded as such; the tenant's storage follows.
+    #[serde(default)]
+    pub region: Option<String>,
     #[serde(default)]
     pub complete: bool,
     #[serde(default)]

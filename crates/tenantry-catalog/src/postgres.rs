@@ -763,6 +763,9 @@ impl CatalogStore for PgCatalog {
                     sqlx::query(
                         "UPDATE tenants SET space = $1, shard = $2, isolation = $3,
                              placement = jsonb_set(placement, '{isolation}', to_jsonb($3::text)),
+                             region = coalesce((SELECT region FROM shards WHERE name = $2), region),
+                             characteristics = jsonb_set(characteristics, '{region}', to_jsonb(
+                                 coalesce((SELECT region FROM shards WHERE name = $2), region))),
                              epoch = epoch + 1, updated_at = $4
                          WHERE id = $5",
                     )

@@ -459,14 +459,16 @@ impl CatalogStore for SqliteCatalog {
         }
         if let Some(r) = &relocation {
             sqlx::query(
-                "UPDATE tenants SET space = ?, shard = ?, isolation = ?,
-                     placement = json_set(placement, '$.isolation', ?),
-                     epoch = epoch + 1, updated_at = ?
-                 WHERE id = ?",
+                "UPDATE tenants SET space = ?1, shard = ?2, isolation = ?3,
+                     placement = json_set(placement, '$.isolation', ?3),
+                     region = coalesce((SELECT region FROM shards WHERE name = ?2), region),
+                     characteristics = json_set(characteristics, '$.region',
+                         coalesce((SELECT region FROM shards WHERE name = ?2), region)),
+                     epoch = epoch + 1, updated_at = ?4
+                 WHERE id = ?5",
             )
             .bind(json(&r.space))
             .bind(&r.shard)
-            .bind(r.isolation.as_str())
             .bind(r.isolation.as_str())
             .bind(now)
             .bind(id.to_string())

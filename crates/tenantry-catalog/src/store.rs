@@ -66,7 +66,7 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// A tenant's host names.
     async fn domains(&self, tenant: TenantId) -> Result<TenantDomains>;
     /// Records a milestone of a live move in one transaction: the tenant's new place (with its
-    /// epoch bumped, so that stale routers can tell) when given, an audit row, `events`, and
+    /// epoch bumped, so that stale routers can tell, and its region the new shard's) when given, an audit row, `events`, and
     /// the step's checkpoint when given — then exactly once per checkpoint.
     async fn relocate(
         &self,

@@ -164,6 +164,9 @@ pub struct MoveArgs {
     /// The shard to move to [default: as for a new tenant of that isolation]
     #[arg(long, conflicts_with_all = ["complete", "rollback", "cancel"])]
     pub shard: Option<String>,
+    /// Move to this region instead: a residency change, recorded as such (its storage follows)
+    #[arg(long, requires = "to")]
+    pub region: Option<String>,
     /// End the tenant's last move: remove its data from the old place
     #[arg(long, conflicts_with_all = ["to", "rollback", "cancel"])]
     pub complete: bool,

@@ -670,3 +670,119 @@ async fn a_target_altered_behind_the_movers_back_fails_the_switch_naming_the_row
         "{events:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_residency_change_moves_data_and_files_to_another_region_only_when_asked() {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let env = make_test_env_with(&["--postgres", &server.url]);
+    let acme = env.create("acme", "standard", "eu-west", &[]);
+    let id = acme["id"].as_str().unwrap().to_owned();
+    let shared_db = acme["space"]["database"].as_str().unwrap().to_owned();
+    let mut shared = connect(&server, &shared_db).await;
+    add_customers(&mut shared, "customers", &id, 800).await;
+    let files = |region: &str| {
+        env.data_dir()
+            .join(format!("storage/{region}/tenants/{id}"))
+    };
+    std::fs::write(files("eu-west").join("logo.png"), b"png").unwrap();
+
+    // A shard of another region is refused without --region, naming it.
+    let us_shard = env
+        .json(&["shard", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["region"] == "us-east")
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .unwrap();
+    let out = env
+        .command()
+        .args([
+            "tenant", "move", "acme", "--to", "database", "--shard", &us_shard,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("--region us-east"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // With it: the data, the region and the files move; the event says it was a residency change.
+    let moved = env.json(&[
+        "tenant", "move", "acme", "--to", "database", "--region", "us-east",
+    ]);
+    assert_eq!(
+        (&moved["region"], &moved["isolation"], &moved["shard"]),
+        (
+            &Value::from("us-east"),
+            &Value::from("database"),
+            &Value::from(us_shard.as_str())
+        ),
+        "{moved:#}"
+    );
+    assert_eq!(
+        std::fs::read(files("us-east").join("logo.png")).unwrap(),
+        b"png"
+    );
+    let mut own = connect(
+        &server,
+        env.show("acme")["space"]["database"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(count(&mut own, "customers", &id).await, 800);
+    let event = env
+        .events("acme")
+        .into_iter()
+        .find(|e| e["event_type"] == "TenantMoved")
+        .unwrap();
+    assert_eq!(
+        event["payload"]["move"]["residency"],
+        serde_json::json!({ "from": "eu-west", "to": "us-east" })
+    );
+
+    // Rolled back: home to eu-west, with a file written in us-east meanwhile; us-east cleared.
+    std::fs::write(files("us-east").join("invoice.pdf"), b"pdf").unwrap();
+    add_customers(&mut own, "customers", &id, 5).await;
+    own.close().await.unwrap();
+    let back = env.json(&["tenant", "move", "acme", "--rollback"]);
+    assert_eq!(back["region"], "eu-west", "{back:#}");
+    assert_eq!(count(&mut shared, "customers", &id).await, 805);
+    assert_eq!(
+        std::fs::read(files("eu-west").join("invoice.pdf")).unwrap(),
+        b"pdf"
+    );
+    assert!(!files("us-east").exists());
+
+    // Again, completed: eu-west keeps nothing of it.
+    env.json(&[
+        "tenant", "move", "acme", "--to", "database", "--region", "us-east",
+    ]);
+    env.json(&["tenant", "move", "acme", "--complete"]);
+    assert_eq!(env.show("acme")["region"], "us-east");
+    assert_eq!(count(&mut shared, "customers", &id).await, 0);
+    assert!(!files("eu-west").exists());
+    assert_eq!(
+        std::fs::read(files("us-east").join("invoice.pdf")).unwrap(),
+        b"pdf"
+    );
+    // Its storage is where its region says: the reconciler has only the licence to reissue
+    // for the new isolation.
+    let pass = env.json(&["reconcile"]);
+    let kinds: Vec<&str> = pass["tenants"]["drifts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["licence_missing"], "{pass:#}");
+    let again = env.json(&["reconcile", "--dry-run"]);
+    assert_eq!(
+        again["tenants"]["drifts"],
+        serde_json::json!([]),
+        "{again:#}"
+    );
+}

@@ -222,6 +222,33 @@ impl TenantStorage {
         })
     }
 
+    /// Copies every object under the tenant's prefix in `from` to the same name under its
+    /// prefix in `to` (a residency change), replacing what is there. Returns how many.
+    pub async fn copy_prefix(
+        &self,
+        from: &str,
+        to: &str,
+        tenant: TenantId,
+    ) -> Result<u64, StorageError> {
+        let (source, target) = (Self::prefix(from, tenant), Self::prefix(to, tenant));
+        let metas: Vec<_> = self.store.list(Some(&source)).try_collect().await?;
+        for meta in &metas {
+            let inner = meta
+                .location
+                .prefix_match(&source)
+                .map(Path::from_iter)
+                .unwrap_or_default();
+            let destination = Path::from_iter(target.parts().chain(inner.parts()));
+            // Read and written rather than `copy`: the local store copies by hard link, and a
+            // copy back onto its own link leaves its staging file behind.
+            let bytes = self.store.get(&meta.location).await?.bytes().await?;
+            self.store
+                .put(&destination, PutPayload::from(bytes))
+                .await?;
+        }
+        Ok(metas.len() as u64)
+    }
+
     /// Deletes everything under the tenant's prefix. A prefix that is already gone is fine.
     pub async fn remove(&self, region: &str, tenant: TenantId) -> Result<u64, StorageError> {
         let prefix = Self::prefix(region, tenant);
@@ -256,6 +283,36 @@ mod tests {
         assert_eq!(storage.remove("eu-west", a).await.unwrap(), 1);
         assert_eq!(storage.remove("eu-west", a).await.unwrap(), 0);
         assert!(!folder.exists(), "the tenant's folder is removed");
+        // A residency change copies the prefix, to the other region.
+        storage.ensure("eu-west", a, "acme").await.unwrap();
+        storage
+            .put_document("eu-west", a, "app.json", &serde_json::json!({"k": 1}))
+            .await
+            .unwrap();
+        assert_eq!(
+            storage.copy_prefix("eu-west", "us-east", a).await.unwrap(),
+            2
+        );
+        assert!(storage.exists("us-east", a).await.unwrap());
+        assert_eq!(
+            storage.document("us-east", a, "app.json").await.unwrap(),
+            Some(serde_json::json!({"k": 1}))
+        );
+        assert!(
+            storage.exists("eu-west", a).await.unwrap(),
+            "the source stays"
+        );
+        // And back (a rolled-back residency change), then removed: nothing is left behind.
+        assert_eq!(
+            storage.copy_prefix("us-east", "eu-west", a).await.unwrap(),
+            2
+        );
+        assert_eq!(storage.remove("eu-west", a).await.unwrap(), 2);
+        assert!(
+            !folder.exists(),
+            "{:?}",
+            std::fs::read_dir(&folder).map(|d| d.count())
+        );
         assert!(
             storage.exists("eu-west", b).await.unwrap(),
             "neighbours are kept"

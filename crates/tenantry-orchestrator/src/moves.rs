@@ -64,6 +64,8 @@ const APPLY_BATCH: i64 = 1_000;
 struct MovePlan {
     source: Space,
     target: Space,
+    /// The regions of a residency change: from, to.
+    residency: Option<(String, String)>,
 }
 
 impl MovePlan {
@@ -73,9 +75,11 @@ impl MovePlan {
                 StepError::permanent(format!("the move's {key} space is not recorded: {e}"))
             })
         };
+        let region = |end: &str| op.params["residency"][end].as_str().map(str::to_owned);
         Ok(Self {
             source: space("source")?,
             target: space("target")?,
+            residency: region("from").zip(region("to")),
         })
     }
 }
@@ -90,8 +94,34 @@ impl Orchestrator {
         shard: Option<&str>,
         actor: &str,
     ) -> Result<(Tenant, Operation)> {
+        self.request_move_to(slug, to, shard, None, actor).await
+    }
+
+    /// [`Orchestrator::request_move`], to `region` when given: a residency change, recorded as
+    /// such (the move's events and audit carry `residency`), with the tenant's storage prefix
+    /// following its data at the switch. A shard of another region is refused without it.
+    pub async fn request_move_to(
+        &self,
+        slug: &str,
+        to: Isolation,
+        shard: Option<&str>,
+        region: Option<&str>,
+        actor: &str,
+    ) -> Result<(Tenant, Operation)> {
         let tenant = self.catalog.tenant_by_slug(slug).await?;
         let bad = |m: String| Err(OrchestratorError::InvalidRequest(m));
+        let region = region.unwrap_or(&tenant.region);
+        if !self.config.regions.contains_key(region) {
+            return bad(format!(
+                "no region {region:?}: the configuration has {}",
+                self.config
+                    .regions
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if tenant.state != TenantState::Active {
             return bad(format!(
                 "tenant {slug} is {}: only an active tenant moves",
@@ -110,11 +140,15 @@ impl Orchestrator {
                     .into_iter()
                     .find(|s| s.name == name)
                     .ok_or_else(|| tenantry_catalog::CatalogError::ShardNotFound(name.into()))?;
-                if shard.region != tenant.region {
-                    return bad(format!(
-                        "shard {name} is in region {}, not {}: a move stays in the tenant's region",
-                        shard.region, tenant.region
-                    ));
+                if shard.region != region {
+                    return bad(if region == tenant.region {
+                        format!(
+                            "shard {name} is in region {}, not {region}: a move stays in the tenant's region unless --region {} asks for a residency change",
+                            shard.region, shard.region
+                        )
+                    } else {
+                        format!("shard {name} is in region {}, not {region}", shard.region)
+                    });
                 }
                 if shard.state == tenantry_core::shard::ShardState::Draining {
                     return bad(format!(
@@ -125,19 +159,16 @@ impl Orchestrator {
             }
             None if to == Isolation::Database => {
                 let usage = self.catalog.shard_usage().await?;
-                let shared = self.config.shared_shard(&tenant.region).ok_or_else(|| {
-                    OrchestratorError::InvalidRequest(format!(
-                        "region {} has no shard",
-                        tenant.region
-                    ))
+                let shared = self.config.shared_shard(region).ok_or_else(|| {
+                    OrchestratorError::InvalidRequest(format!("region {region} has no shard"))
                 })?;
-                tenantry_core::shard::resolve_shard(&tenant.region, to, &shared.name, None, &usage)?
+                tenantry_core::shard::resolve_shard(region, to, &shared.name, None, &usage)?
                     .name
                     .clone()
             }
             None => self
                 .config
-                .shared_shard(&tenant.region)
+                .shared_shard(region)
                 .map(|s| s.name.clone())
                 .unwrap_or_else(|| source.shard.clone()),
         };
@@ -166,7 +197,11 @@ impl Orchestrator {
             id: Uuid::now_v7(),
             kind: OperationKind::Move,
             steps: MOVE_STEPS.to_vec(),
-            params: json!({ "requested_by": actor, "source": source, "target": target, "copy": {} }),
+            params: json!({
+                "requested_by": actor, "source": source, "target": target, "copy": {},
+                "residency": (region != tenant.region)
+                    .then(|| json!({ "from": tenant.region, "to": region })),
+            }),
         };
         let op = self.catalog.create_operation(tenant.id, op).await?;
         Ok((tenant, op))
@@ -294,6 +329,7 @@ impl Orchestrator {
             params: json!({
                 "requested_by": actor, "move": moved.id,
                 "source": moved.params["source"], "target": moved.params["target"],
+                "residency": moved.params["residency"],
             }),
         };
         let op = self.catalog.create_operation(tenant.id, op).await?;
@@ -366,7 +402,9 @@ impl Orchestrator {
             to: target_driver,
             target: &plan.target,
         };
-        let details = json!({ "from": plan.source, "to": plan.target });
+        let details = json!({
+            "from": plan.source, "to": plan.target, "residency": op.params["residency"],
+        });
         if op.kind == OperationKind::Move {
             self.unless_cancelled(op).await?;
         }
@@ -407,11 +445,17 @@ impl Orchestrator {
                     .await?;
                 let mut details = details;
                 details["paused_ms"] = json!(self.switch(route).await?);
+                // Its files follow its data to the new region, kept at the old one too until
+                // the move completes.
+                if let Some((from, to)) = &plan.residency {
+                    self.storage.copy_prefix(from, to, op.tenant_id).await?;
+                }
                 // The old place refuses the tenant's writes from now on; then the catalog
                 // points at the new one (a crash between the two runs the step again).
                 let there = Relocation::to(&plan.target);
                 self.milestone(op, idx, Some(there), EventType::TenantMoved, details)
                     .await?;
+                self.restart_compute_after_residency_change(op, &plan).await;
                 return Ok(true);
             }
             (OperationKind::MoveComplete, "stop_capture") => {
@@ -424,6 +468,9 @@ impl Orchestrator {
             }
             (OperationKind::MoveComplete, "remove_source") => {
                 source_driver.remove(&plan.source, op.tenant_id).await?;
+                if let Some((from, _)) = &plan.residency {
+                    self.storage.remove(from, op.tenant_id).await?;
+                }
                 // Out of a database of its own: its credentials go with it.
                 if plan.source.kind == Isolation::Database {
                     self.catalog
@@ -448,6 +495,10 @@ impl Orchestrator {
                 source_driver
                     .stop_capture(&plan.source, op.tenant_id)
                     .await?;
+                // Files written in the new region since the switch go home too.
+                if let Some((from, to)) = &plan.residency {
+                    self.storage.copy_prefix(to, from, op.tenant_id).await?;
+                }
                 self.milestone(
                     op,
                     idx,
@@ -456,6 +507,7 @@ impl Orchestrator {
                     details,
                 )
                 .await?;
+                self.restart_compute_after_residency_change(op, &plan).await;
                 return Ok(true);
             }
             (OperationKind::MoveRollback, "remove_target") => {
@@ -661,6 +713,27 @@ impl Orchestrator {
         }
     }
 
+    /// A dedicated tenant whose region changed gets its compute restarted with its new
+    /// environment (`TENANT_REGION`, `STORAGE_PREFIX`). Best effort: the move stands, and a
+    /// failure is logged (the reconciler restarts compute that is down).
+    async fn restart_compute_after_residency_change(&self, op: &Operation, plan: &MovePlan) {
+        if plan.residency.is_none() {
+            return;
+        }
+        let restarted = async {
+            let t = self.catalog.tenant(op.tenant_id).await?;
+            if t.compute == tenantry_core::Compute::Dedicated && t.state == TenantState::Active {
+                self.stop_compute(&t).await?;
+                self.ensure_compute(&t).await?;
+            }
+            Ok::<_, OrchestratorError>(())
+        }
+        .await;
+        if let Err(e) = restarted {
+            tracing::warn!(tenant = %op.tenant_id, error = %e, "restarting compute in the new region failed");
+        }
+    }
+
     /// Removes a move's target space, and the credentials of a target database (the source's
     /// are never those: no move goes from one database of the tenant's own to another).
     async fn remove_target(
@@ -671,6 +744,9 @@ impl Orchestrator {
         self.pg(&plan.target.shard)?
             .remove(&plan.target, op.tenant_id)
             .await?;
+        if let Some((_, to)) = &plan.residency {
+            self.storage.remove(to, op.tenant_id).await?;
+        }
         if plan.target.kind == Isolation::Database {
             self.catalog
                 .delete_secret(op.tenant_id, DATABASE_SECRET)

@@ -50,7 +50,13 @@ pub async fn start(
         )?;
         state
             .orch
-            .request_move(&slug, to, body.shard.as_deref(), &actor)
+            .request_move_to(
+                &slug,
+                to,
+                body.shard.as_deref(),
+                body.region.as_deref(),
+                &actor,
+            )
             .await?
     };
     state.work.notify_one();

@@ -222,7 +222,13 @@ impl Backend for Local {
                         |e: tenantry_core::isolation::UnknownValue| BadInput(e.to_string()),
                     )?;
                 self.orch
-                    .request_move(slug, to, req.shard.as_deref(), &actor)
+                    .request_move_to(
+                        slug,
+                        to,
+                        req.shard.as_deref(),
+                        req.region.as_deref(),
+                        &actor,
+                    )
                     .await?
             };
         Ok(convert::operation(op))

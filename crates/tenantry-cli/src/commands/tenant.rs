@@ -122,6 +122,7 @@ async fn move_tenant(cli: &Cli, b: &dyn Backend, args: &MoveArgs) -> Result<()> 
     let req = MoveTenant {
         to: args.to.map(|i| i.to_string()),
         shard: args.shard.clone(),
+        region: args.region.clone(),
         complete: args.complete,
         rollback: args.rollback,
         cancel: args.cancel,
@@ -140,12 +141,13 @@ async fn move_tenant(cli: &Cli, b: &dyn Backend, args: &MoveArgs) -> Result<()> 
     let tenant = b.tenant(&args.slug).await?;
     let value = serde_json::json!({
         "operation": op.id, "kind": op.kind, "state": op.state,
-        "isolation": tenant.isolation, "shard": tenant.shard, "epoch": tenant.epoch,
+        "isolation": tenant.isolation, "shard": tenant.shard, "region": tenant.region,
+        "epoch": tenant.epoch,
     });
     emit(cli.output, &value, |_| {
         println!(
-            "{} now lives in {} isolation on {} (epoch {}).",
-            args.slug, tenant.isolation, tenant.shard, tenant.epoch
+            "{} now lives in {} isolation on {} in {} (epoch {}).",
+            args.slug, tenant.isolation, tenant.shard, tenant.region, tenant.epoch
         );
         if op.kind == "move" {
             println!(
