@@ -112,15 +112,7 @@ impl Orchestrator {
         let bad = |m: String| Err(OrchestratorError::InvalidRequest(m));
         let region = region.unwrap_or(&tenant.region);
         if !self.config.regions.contains_key(region) {
-            return bad(format!(
-                "no region {region:?}: the configuration has {}",
-                self.config
-                    .regions
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            return Err(self.unknown_region(region));
         }
         if tenant.state != TenantState::Active {
             return bad(format!(

@@ -131,6 +131,19 @@ impl Orchestrator {
         &self.spaces
     }
 
+    /// The error for a region the configuration does not have, naming those it has.
+    pub(crate) fn unknown_region(&self, region: &str) -> OrchestratorError {
+        OrchestratorError::InvalidRequest(format!(
+            "unknown region {region:?}; known regions: {}",
+            self.config
+                .regions
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+
     /// The master key, or an error that says how to provide one.
     pub(crate) fn master_key(&self) -> Result<&MasterKey> {
         self.master_key.as_ref().ok_or_else(|| {
@@ -207,16 +220,7 @@ impl Orchestrator {
     pub async fn plan_provision(&self, req: &ProvisionRequest) -> Result<ProvisionPlan> {
         let slug = Slug::parse(&req.slug)?;
         if !self.config.regions.contains_key(&req.region) {
-            return Err(OrchestratorError::InvalidRequest(format!(
-                "unknown region {:?}; known regions: {}",
-                req.region,
-                self.config
-                    .regions
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+            return Err(self.unknown_region(&req.region));
         }
         let characteristics = req.characteristics()?;
         let admin_email = validate_email(

@@ -19,16 +19,7 @@ impl Orchestrator {
             return bad(e.to_string().replace("slug", "shard name"));
         }
         if !self.config.regions.contains_key(&shard.region) {
-            return bad(format!(
-                "unknown region {:?}; known regions: {}",
-                shard.region,
-                self.config
-                    .regions
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            return Err(self.unknown_region(&shard.region));
         }
         match shard.engine {
             Engine::Postgres if shard.url.is_none() => {
