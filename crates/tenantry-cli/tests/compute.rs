@@ -11,19 +11,6 @@ use common::*;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-fn compute_of(env: &Env, slug: &str) -> Value {
-    env.show(slug)["compute_status"].clone()
-}
-
-fn pid_of(compute: &Value) -> u32 {
-    compute["detail"]
-        .as_str()
-        .and_then(|d| d.strip_prefix("pid "))
-        .and_then(|p| p.split(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {compute:#}"))
-}
-
 fn alive(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
 }
@@ -39,19 +26,6 @@ fn kill(pid: u32) {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!alive(pid), "process {pid} survived kill -9");
-}
-
-/// The environment a process was started with.
-fn environ(pid: u32) -> std::collections::BTreeMap<String, String> {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .unwrap()
-        .split(|b| *b == 0)
-        .filter_map(|kv| {
-            let kv = String::from_utf8_lossy(kv);
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        })
-        .collect()
 }
 
 fn http() -> reqwest::Client {

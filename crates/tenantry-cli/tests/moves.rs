@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Env, killed_by_signal, make_test_env_with, stderr_of};
+use common::{Env, compute_of, environ, killed_by_signal, make_test_env_with, pid_of, stderr_of};
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tenantry_testkit::postgres::TestServer;
@@ -785,4 +785,132 @@ async fn a_residency_change_moves_data_and_files_to_another_region_only_when_ask
         serde_json::json!([]),
         "{again:#}"
     );
+}
+
+/// The `DATABASE_URL` the tenant's dedicated compute runs with.
+fn compute_database_url(env: &Env, slug: &str) -> String {
+    let compute = compute_of(env, slug);
+    assert_eq!(compute["state"], "running", "{compute:#}");
+    environ(pid_of(&compute))["DATABASE_URL"].clone()
+}
+
+async fn role_exists(server: &TestServer, role: &str) -> bool {
+    let mut admin = connect(server, "postgres").await;
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(role)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_database_moves_to_a_shard_on_another_server_and_its_compute_follows() {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let Some(other) = TestServer::start().await else {
+        return;
+    };
+    let env = make_test_env_with(&["--postgres", &server.url]);
+    // An enterprise tenant: a database of its own and its own storefront process.
+    let acme = env.create("acme", "enterprise", "eu-west", &[]);
+    let (id, home) = (
+        acme["id"].as_str().unwrap().to_owned(),
+        acme["shard"].as_str().unwrap().to_owned(),
+    );
+    let database = acme["space"]["database"].as_str().unwrap().to_owned();
+    let mut old = connect(&server, &database).await;
+    add_customers(&mut old, "customers", &id, 3000).await;
+    for (name, url) in [("eu-west-2", &other.url), ("eu-west-twin", &server.url)] {
+        env.json(&[
+            "shard", "add", name, "--region", "eu-west", "--engine", "postgres", "--url", url,
+        ]);
+    }
+
+    // Its database has its name on every server: a shard on the same server is refused.
+    let out = env
+        .command()
+        .args([
+            "tenant",
+            "move",
+            "acme",
+            "--to",
+            "database",
+            "--shard",
+            "eu-west-twin",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("same PostgreSQL server"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // To the other server: the same credentials reach it, and the compute follows at once.
+    let moved = env.json(&[
+        "tenant",
+        "move",
+        "acme",
+        "--to",
+        "database",
+        "--shard",
+        "eu-west-2",
+    ]);
+    assert_eq!(
+        (&moved["state"], &moved["shard"], &moved["isolation"]),
+        (
+            &Value::from("succeeded"),
+            &Value::from("eu-west-2"),
+            &Value::from("database")
+        ),
+        "{moved:#}"
+    );
+    let url = compute_database_url(&env, "acme");
+    assert!(url.contains(&format!(":{}/", other.port)), "{url:?}");
+    let mut own = PgConnection::connect(&url).await.unwrap();
+    assert_eq!(count(&mut own, "customers", &id).await, 3000);
+    add_customers(&mut own, "customers", &id, 5).await;
+    own.close().await.unwrap();
+    // The old server refuses the tenant's writes until the move ends.
+    let refused = sqlx::query("INSERT INTO customers (tenant_id, email) VALUES ($1, 'x@y.z')")
+        .bind(&id)
+        .execute(&mut old)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("is being moved"), "{refused}");
+
+    // Rolled back: home with the rows written over there, reached with the same credentials.
+    let back = env.json(&["tenant", "move", "acme", "--rollback"]);
+    assert_eq!(back["shard"], home.as_str(), "{back:#}");
+    let url = compute_database_url(&env, "acme");
+    assert!(url.contains(&format!(":{}/", server.port)), "{url:?}");
+    let mut own = PgConnection::connect(&url).await.unwrap();
+    assert_eq!(count(&mut own, "customers", &id).await, 3005);
+    own.close().await.unwrap();
+    assert!(!database_exists(&other, &database).await);
+    assert!(!role_exists(&other, &database).await);
+
+    // Again, completed: only the new server keeps it; its credentials still work.
+    env.json(&[
+        "tenant",
+        "move",
+        "acme",
+        "--to",
+        "database",
+        "--shard",
+        "eu-west-2",
+    ]);
+    env.json(&["tenant", "move", "acme", "--complete"]);
+    old.close().await.unwrap();
+    assert!(!database_exists(&server, &database).await);
+    assert!(!role_exists(&server, &database).await);
+    let url = compute_database_url(&env, "acme");
+    let mut own = PgConnection::connect(&url).await.unwrap();
+    assert_eq!(count(&mut own, "customers", &id).await, 3005);
+    own.close().await.unwrap();
+    let pass = env.json(&["reconcile", "--dry-run"]);
+    assert_eq!(pass["tenants"]["drifts"], serde_json::json!([]), "{pass:#}");
+    env.tenantry(["tenant", "delete", "acme"]).success();
 }

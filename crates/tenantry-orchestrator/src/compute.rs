@@ -8,7 +8,6 @@
 
 use crate::error::{OrchestratorError, Result};
 use crate::service::Orchestrator;
-use crate::shards::DATABASE_SECRET;
 use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -20,7 +19,6 @@ use tenantry_compute::{ComputeRuntime, ComputeSpec, ComputeStatus, Resources};
 use tenantry_core::config::ComputeRuntimeKind;
 use tenantry_core::licence::{Licence, LicenceError, LicenceKey, Limits};
 use tenantry_core::{Compute, Isolation};
-use tenantry_engines::driver::Credentials;
 
 /// The catalog secret holding a tenant's licence, sealed for the tenant.
 pub const LICENCE_SECRET: &str = "licence";
@@ -141,14 +139,11 @@ impl Orchestrator {
         if let Some(path) = &space.path {
             return Ok(Some(format!("sqlite://{}", path.display()).into()));
         }
-        let (Some(database), Some(sealed)) = (
-            space.database.as_deref(),
-            self.catalog.secret(t.id, DATABASE_SECRET).await?,
-        ) else {
+        let (Some(database), Some(credentials)) =
+            (space.database.as_deref(), self.credentials(t.id).await?)
+        else {
             return Ok(None);
         };
-        let credentials = Credentials::open(self.master_key()?, &t.id.to_string(), &sealed)
-            .map_err(|e| OrchestratorError::InvalidRequest(e.to_string()))?;
         let shard = self
             .catalog
             .shards()

@@ -178,12 +178,21 @@ impl Orchestrator {
                 to, target_shard
             ));
         }
-        // From a database of its own to another, the target's credentials would have to live
-        // beside the source's until the move ends: a later version.
+        // From a database of its own to another: the target has the source's name and role,
+        // so it must be on another server.
         if to == Isolation::Database && source.kind == Isolation::Database {
-            return bad(format!(
-                "a move from a database of its own to another is not supported yet: move tenant {slug} to a schema first, or keep it where it is"
-            ));
+            let (from_pg, to_pg) = (
+                from_driver.postgres().expect("checked above"),
+                to_driver.postgres().expect("checked above"),
+            );
+            let (here, there) =
+                tokio::try_join!(from_pg.server_identity(), to_pg.server_identity())?;
+            if here == there {
+                return bad(format!(
+                    "shards {} and {target_shard} are on the same PostgreSQL server: tenant {slug}'s own database moves only to a shard on another server",
+                    source.shard
+                ));
+            }
         }
         let op = NewOperation {
             id: Uuid::now_v7(),
@@ -407,7 +416,11 @@ impl Orchestrator {
                 return Ok(true);
             }
             (OperationKind::Move, "create_target") => {
-                if let Some(credentials) = target_driver.create(&plan.target).await? {
+                if let Some(credentials) = self.credentials_of_both_ends(op, &plan).await? {
+                    target_driver
+                        .create_with_credentials(&plan.target, &credentials)
+                        .await?;
+                } else if let Some(credentials) = target_driver.create(&plan.target).await? {
                     self.store_credentials(op.tenant_id, &credentials).await?;
                 }
                 target_driver.migrate(&plan.target).await?;
@@ -447,7 +460,7 @@ impl Orchestrator {
                 let there = Relocation::to(&plan.target);
                 self.milestone(op, idx, Some(there), EventType::TenantMoved, details)
                     .await?;
-                self.restart_compute_after_residency_change(op, &plan).await;
+                self.restart_compute_after_switch(op, &plan).await;
                 return Ok(true);
             }
             (OperationKind::MoveComplete, "stop_capture") => {
@@ -463,8 +476,11 @@ impl Orchestrator {
                 if let Some((from, _)) = &plan.residency {
                     self.storage.remove(from, op.tenant_id).await?;
                 }
-                // Out of a database of its own: its credentials go with it.
-                if plan.source.kind == Isolation::Database {
+                // Out of a database of its own: its credentials go with it (unless they are
+                // those of the new database too).
+                if plan.source.kind == Isolation::Database
+                    && plan.target.kind != Isolation::Database
+                {
                     self.catalog
                         .delete_secret(op.tenant_id, DATABASE_SECRET)
                         .await?;
@@ -480,6 +496,13 @@ impl Orchestrator {
                     target: &plan.source,
                 };
                 let home = Relocation::to(&plan.source);
+                // The credentials reach the old database again (the reconciler may have given
+                // the new one's role a fresh password since the switch).
+                if let Some(credentials) = self.credentials_of_both_ends(op, &plan).await? {
+                    source_driver
+                        .create_with_credentials(&plan.source, &credentials)
+                        .await?;
+                }
                 let mut details = details;
                 details["paused_ms"] = json!(self.switch(back).await?);
                 // The new place refuses the tenant's writes now; the old one takes them again,
@@ -499,7 +522,7 @@ impl Orchestrator {
                     details,
                 )
                 .await?;
-                self.restart_compute_after_residency_change(op, &plan).await;
+                self.restart_compute_after_switch(op, &plan).await;
                 return Ok(true);
             }
             (OperationKind::MoveRollback, "remove_target") => {
@@ -705,11 +728,15 @@ impl Orchestrator {
         }
     }
 
-    /// A dedicated tenant whose region changed gets its compute restarted with its new
-    /// environment (`TENANT_REGION`, `STORAGE_PREFIX`). Best effort: the move stands, and a
-    /// failure is logged (the reconciler restarts compute that is down).
-    async fn restart_compute_after_residency_change(&self, op: &Operation, plan: &MovePlan) {
-        if plan.residency.is_none() {
+    /// A dedicated tenant whose environment changed with the switch gets its compute restarted
+    /// with the new one: `DATABASE_URL` when either end is a database of its own,
+    /// `TENANT_REGION` and `STORAGE_PREFIX` after a residency change. Best effort: the move
+    /// stands, and a failure is logged (the reconciler restarts compute that is down).
+    async fn restart_compute_after_switch(&self, op: &Operation, plan: &MovePlan) {
+        let own_database = [&plan.source, &plan.target]
+            .iter()
+            .any(|space| space.kind == Isolation::Database);
+        if plan.residency.is_none() && !own_database {
             return;
         }
         let restarted = async {
@@ -726,8 +753,8 @@ impl Orchestrator {
         }
     }
 
-    /// Removes a move's target space, and the credentials of a target database (the source's
-    /// are never those: no move goes from one database of the tenant's own to another).
+    /// Removes a move's target space, and the credentials of a target database unless the
+    /// source is a database of the tenant's own too (whose credentials they are as well).
     async fn remove_target(
         &self,
         plan: &MovePlan,
@@ -739,12 +766,31 @@ impl Orchestrator {
         if let Some((_, to)) = &plan.residency {
             self.storage.remove(to, op.tenant_id).await?;
         }
-        if plan.target.kind == Isolation::Database {
+        if plan.target.kind == Isolation::Database && plan.source.kind != Isolation::Database {
             self.catalog
                 .delete_secret(op.tenant_id, DATABASE_SECRET)
                 .await?;
         }
         Ok(())
+    }
+
+    /// For a move from one database of the tenant's own to another (on another server): the
+    /// tenant's credentials, which reach both. `None` for any other move.
+    async fn credentials_of_both_ends(
+        &self,
+        op: &Operation,
+        plan: &MovePlan,
+    ) -> std::result::Result<Option<tenantry_engines::driver::Credentials>, StepError> {
+        if plan.source.kind != Isolation::Database || plan.target.kind != Isolation::Database {
+            return Ok(None);
+        }
+        match self.credentials(op.tenant_id).await? {
+            Some(credentials) => Ok(Some(credentials)),
+            None => Err(StepError::permanent(format!(
+                "tenant {} has a database of its own but no stored credentials: `tenantry reconcile` recreates its role first",
+                op.tenant_id
+            ))),
+        }
     }
 
     /// Records that a move failed (or was cancelled) and was undone: `TenantMoveFailed`.

@@ -89,6 +89,16 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// A tenant's database credentials, opened; `None` when it has none stored.
+    pub(crate) async fn credentials(&self, tenant: TenantId) -> Result<Option<Credentials>> {
+        let Some(sealed) = self.catalog.secret(tenant, DATABASE_SECRET).await? else {
+            return Ok(None);
+        };
+        Credentials::open(self.master_key()?, &tenant.to_string(), &sealed)
+            .map(Some)
+            .map_err(|e| OrchestratorError::InvalidRequest(e.to_string()))
+    }
+
     /// Whether the tenant's database credentials are stored: its database exists.
     pub(crate) async fn has_credentials(&self, tenant: TenantId) -> Result<bool> {
         Ok(self

@@ -443,3 +443,31 @@ pub fn rows_by_tenant(path: &Path) -> BTreeMap<String, i64> {
 pub fn tenant_rows(path: &Path, tenant_id: &str) -> i64 {
     rows_by_tenant(path).get(tenant_id).copied().unwrap_or(0)
 }
+
+/// What `tenant show` says of a tenant's dedicated compute.
+pub fn compute_of(env: &Env, slug: &str) -> Value {
+    env.show(slug)["compute_status"].clone()
+}
+
+/// The process id in a process runtime's compute status.
+pub fn pid_of(compute: &Value) -> u32 {
+    compute["detail"]
+        .as_str()
+        .and_then(|d| d.strip_prefix("pid "))
+        .and_then(|p| p.split(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {compute:#}"))
+}
+
+/// The environment a process was started with.
+pub fn environ(pid: u32) -> std::collections::BTreeMap<String, String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .filter_map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}

@@ -34,15 +34,16 @@ use super::connections::SpaceConn;
 use super::introspect::tenant_tables;
 use super::spaces::PgSpaces;
 use super::sql::{exec, lock_key};
+use crate::driver::{Credentials, SpaceDriver};
 use crate::error::{Result, SpaceError};
 use futures::TryStreamExt;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use tenantry_core::TenantId;
 use tenantry_core::ident::quote;
 use tenantry_core::space::Space;
+use tenantry_core::{Isolation, TenantId};
 
 /// The change log of tenants under move, in the source schema.
 pub const CHANGES: &str = "tenantry_move_changes";
@@ -212,6 +213,40 @@ impl WritePause {
 }
 
 impl PgSpaces {
+    /// What tells this shard's server apart from every other: its cluster's system identifier
+    /// and the moment its postmaster started. Two shards declared on one server give the same.
+    pub async fn server_identity(&self) -> Result<String> {
+        Ok(sqlx::query_scalar(
+            "SELECT (SELECT system_identifier FROM pg_control_system())::text
+                    || '@' || pg_postmaster_start_time()::text",
+        )
+        .fetch_one(self.admin().await)
+        .await?)
+    }
+
+    /// Creates `space`, a database of the tenant's own, reached with `credentials`: those of
+    /// the tenant's database on another server, so that one sealed secret serves both ends of
+    /// a move between servers (a role belongs to one server; its name is the database's).
+    /// Idempotent.
+    pub async fn create_with_credentials(
+        &self,
+        space: &Space,
+        credentials: &Credentials,
+    ) -> Result<()> {
+        let database = match (space.kind, space.database.as_deref()) {
+            (Isolation::Database, Some(database)) if database == credentials.role => database,
+            _ => {
+                return Err(SpaceError::BadSpace(format!(
+                    "credentials of role {} cannot reach space {space:?}: only a database of the tenant's own, of the role's name, takes them",
+                    credentials.role
+                )));
+            }
+        };
+        // Created with a fresh password, then given the one that reaches the other end.
+        self.create(space).await?;
+        super::roles::ensure_login_role_with(self.admin().await, credentials, database).await
+    }
+
     /// The tenant tables of `space` as a move copies them: parents first, with their keys.
     /// A table without a primary key cannot be copied in batches: an error names it.
     pub async fn move_tables(&self, space: &Space) -> Result<Vec<MoveTable>> {

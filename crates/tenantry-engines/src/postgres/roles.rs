@@ -79,12 +79,11 @@ fn scram_verifier(password: &str, salt: &[u8], iterations: u32) -> String {
     )
 }
 
-/// `PASSWORD '<verifier>'` for a fresh password; returns the clause and the password.
-fn password_clause() -> (String, SecretString) {
-    let password = generate_password();
+/// `PASSWORD '<verifier>'` for `password`, with a fresh salt.
+fn password_clause(password: &SecretString) -> String {
     let salt: [u8; 16] = rand::random();
     let verifier = scram_verifier(password.expose_secret(), &salt, SCRAM_ITERATIONS);
-    (format!("PASSWORD {}", literal(&verifier)), password)
+    format!("PASSWORD {}", literal(&verifier))
 }
 
 pub(super) async fn role_exists<'c, E>(executor: E, role: &str) -> Result<bool>
@@ -112,6 +111,19 @@ pub(super) async fn ensure_login_role(
     Ok(credentials)
 }
 
+/// [`ensure_login_role`] with the password given rather than a fresh one: the same credentials
+/// then reach a tenant's database on two servers (a move from one to the other).
+pub(super) async fn ensure_login_role_with(
+    admin: &PgPool,
+    credentials: &Credentials,
+    database: &str,
+) -> Result<()> {
+    let mut tx = serialised(admin).await?;
+    login_role_in(&mut tx, &credentials.role, database, &credentials.password).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// [`ensure_login_role`] inside the caller's [`serialised`] transaction (effective when it
 /// commits).
 pub(super) async fn ensure_login_role_in(
@@ -119,8 +131,23 @@ pub(super) async fn ensure_login_role_in(
     role: &str,
     database: &str,
 ) -> Result<Credentials> {
+    let password = generate_password();
+    login_role_in(tx, role, database, &password).await?;
+    Ok(Credentials {
+        role: role.to_owned(),
+        password,
+    })
+}
+
+/// Creates or alters the login role `role` with `password` and lets it connect to `database`.
+async fn login_role_in(
+    tx: &mut Transaction<'static, Postgres>,
+    role: &str,
+    database: &str,
+    password: &SecretString,
+) -> Result<()> {
     let (quoted, db) = (quote(role)?, quote(database)?);
-    let (password_clause, password) = password_clause();
+    let password_clause = password_clause(password);
     let attributes =
         "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT";
     let exists = role_exists(&mut **tx, role).await?;
@@ -140,10 +167,7 @@ pub(super) async fn ensure_login_role_in(
     } else {
         tracing::info!(role, "created database role");
     }
-    Ok(Credentials {
-        role: role.to_owned(),
-        password,
-    })
+    Ok(())
 }
 
 pub(super) async fn ensure_app_role(admin: &PgPool, database: &str) -> Result<()> {

@@ -246,7 +246,7 @@ impl PgSpaces {
     }
 
     /// The shard's admin pool, created on first use.
-    async fn admin(&self) -> &PgPool {
+    pub(super) async fn admin(&self) -> &PgPool {
         self.admin
             .get_or_init(|| async {
                 // Statements that carry password verifiers go through this pool: sqlx does not
