@@ -814,6 +814,7 @@ async fn a_tenant_database_moves_to_a_shard_on_another_server_and_its_compute_fo
     let env = make_test_env_with(&["--postgres", &server.url]);
     // An enterprise tenant: a database of its own and its own storefront process.
     let acme = env.create("acme", "enterprise", "eu-west", &[]);
+    env.create("hooli", "standard", "eu-west", &[]);
     let (id, home) = (
         acme["id"].as_str().unwrap().to_owned(),
         acme["shard"].as_str().unwrap().to_owned(),
@@ -827,26 +828,29 @@ async fn a_tenant_database_moves_to_a_shard_on_another_server_and_its_compute_fo
         ]);
     }
 
-    // Its database has its name on every server: a shard on the same server is refused.
-    let out = env
-        .command()
-        .args([
-            "tenant",
-            "move",
-            "acme",
-            "--to",
-            "database",
-            "--shard",
-            "eu-west-twin",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
-    assert!(
-        stderr_of(&out).contains("same PostgreSQL server"),
-        "{}",
-        stderr_of(&out)
-    );
+    // Its database has its name on every server, as the region's shared database has: a shard
+    // on the same server, where the target would be the source itself, is refused.
+    for (slug, to) in [("acme", "database"), ("hooli", "shared")] {
+        let out = env
+            .command()
+            .args([
+                "tenant",
+                "move",
+                slug,
+                "--to",
+                to,
+                "--shard",
+                "eu-west-twin",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("same PostgreSQL server"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
 
     // To the other server: the same credentials reach it, and the compute follows at once.
     let moved = env.json(&[

@@ -178,9 +178,11 @@ impl Orchestrator {
                 to, target_shard
             ));
         }
-        // From a database of its own to another: the target has the source's name and role,
-        // so it must be on another server.
-        if to == Isolation::Database && source.kind == Isolation::Database {
+        // Two shards may be one server: there the target could be the source itself (a
+        // database of its own, or the region's shared database, has the same name on both).
+        if source.shard != target.shard
+            && (&source.database, &source.schema) == (&target.database, &target.schema)
+        {
             let (from_pg, to_pg) = (
                 from_driver.postgres().expect("checked above"),
                 to_driver.postgres().expect("checked above"),
@@ -189,7 +191,7 @@ impl Orchestrator {
                 tokio::try_join!(from_pg.server_identity(), to_pg.server_identity())?;
             if here == there {
                 return bad(format!(
-                    "shards {} and {target_shard} are on the same PostgreSQL server: tenant {slug}'s own database moves only to a shard on another server",
+                    "shards {} and {target_shard} are on the same PostgreSQL server, where tenant {slug}'s {to} space would be the one it has: move it to a shard on another server",
                     source.shard
                 ));
             }
