@@ -13,6 +13,10 @@ use tenantry_events::relay::Relay;
 use tenantry_orchestrator::{NoProgress, Orchestrator, OrchestratorError};
 use tokio::sync::{Notify, watch};
 
+/// Where `tenantry serve` keeps the last tenant reconcile pass for the API.
+type Reconciliation =
+    Arc<tokio::sync::RwLock<Option<tenantry_api_types::responses::Reconciliation>>>;
+
 /// Resolves once `stop` turns true.
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -57,79 +61,66 @@ async fn worker(
     }
 }
 
-/// Looks for infrastructure drift every `every`; the repairs it queues are run by the worker.
-async fn reconcile(orch: Arc<Orchestrator>, every: Duration, stop: watch::Receiver<bool>) {
+/// Runs `pass` every `interval` (the first one interval after the start) until stopped.
+async fn every<F, Pass>(interval: Duration, stop: watch::Receiver<bool>, mut pass: F)
+where
+    F: FnMut() -> Pass,
+    Pass: std::future::Future<Output = ()>,
+{
     loop {
         tokio::select! {
             _ = stopped(stop.clone()) => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(interval) => {}
         }
-        match orch.reconcile_infrastructure(false).await {
-            Ok(findings) => {
-                let drifted = findings.iter().filter(|f| f.drifted).count();
-                tracing::info!(checked = findings.len(), drifted, "reconcile pass");
-            }
-            Err(e) => tracing::warn!(error = %e, "reconcile pass failed"),
-        }
+        pass().await;
     }
 }
 
-/// Compares every tenant's declared state with what it observes every `every`, repairs the
-/// difference, and keeps the report for `/api/v1/reconciliation`.
-async fn reconcile_tenants(
-    orch: Arc<Orchestrator>,
-    every: Duration,
-    report: Arc<tokio::sync::RwLock<Option<tenantry_api_types::responses::Reconciliation>>>,
-    stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = stopped(stop.clone()) => return,
-            _ = tokio::time::sleep(every) => {}
+/// Looks for infrastructure drift; the repairs it queues are run by the worker.
+async fn reconcile_infrastructure(orch: Arc<Orchestrator>) {
+    match orch.reconcile_infrastructure(false).await {
+        Ok(findings) => {
+            let drifted = findings.iter().filter(|f| f.drifted).count();
+            tracing::info!(checked = findings.len(), drifted, "reconcile pass");
         }
-        match orch.reconcile_tenants(false).await {
-            Ok(pass) => {
-                if !pass.drifts.is_empty() {
-                    tracing::info!(
-                        tenants = pass.tenants,
-                        drifts = pass.drifts.len(),
-                        "tenant reconcile pass"
-                    );
-                }
-                *report.write().await = Some(tenantry_api::views::reconciliation(&pass));
-            }
-            Err(e) => tracing::warn!(error = %e, "tenant reconcile pass failed"),
-        }
+        Err(e) => tracing::warn!(error = %e, "reconcile pass failed"),
     }
 }
 
-/// Starts the moves `[placement.auto_move]` allows every `every` (collecting every tenant's
-/// statistics first); the worker runs them.
-async fn auto_move(
-    orch: Arc<Orchestrator>,
-    work: Arc<Notify>,
-    every: Duration,
-    stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = stopped(stop.clone()) => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        match orch.start_auto_moves(true).await {
-            Ok(decisions) => {
-                let started = decisions.iter().filter(|d| d.started.is_some()).count();
+/// Compares every tenant's declared state with what it observes, repairs the difference, and
+/// keeps the report for `/api/v1/reconciliation`.
+async fn reconcile_tenants(orch: Arc<Orchestrator>, report: Reconciliation) {
+    match orch.reconcile_tenants(false).await {
+        Ok(pass) => {
+            if !pass.drifts.is_empty() {
                 tracing::info!(
-                    past_a_threshold = decisions.len(),
-                    started,
-                    "auto-move pass"
+                    tenants = pass.tenants,
+                    drifts = pass.drifts.len(),
+                    "tenant reconcile pass"
                 );
-                if started > 0 {
-                    work.notify_one();
-                }
             }
-            Err(e) => tracing::warn!(error = %e, "auto-move pass failed"),
+            *report.write().await = Some(tenantry_api::views::reconciliation(&pass));
         }
+        Err(e) => tracing::warn!(error = %e, "tenant reconcile pass failed"),
+    }
+}
+
+/// Starts the moves `[placement.auto_move]` allows (collecting every tenant's statistics
+/// first); the worker runs them.
+async fn auto_move(orch: Arc<Orchestrator>, work: Arc<Notify>) {
+    match orch.start_auto_moves(true).await {
+        Ok(decisions) => {
+            let started = decisions.iter().filter(|d| d.started.is_some()).count();
+            tracing::info!(
+                past_a_threshold = decisions.len(),
+                started,
+                "auto-move pass"
+            );
+            if started > 0 {
+                work.notify_one();
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "auto-move pass failed"),
     }
 }
 
@@ -214,24 +205,27 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         stop_rx.clone(),
     ));
     let reconciler = config.infrastructure.as_ref().map(|infra| {
-        let every = Duration::from_secs(infra.reconcile_interval_secs.max(1));
-        tokio::spawn(reconcile(orch.clone(), every, stop_rx.clone()))
+        let (orch, interval) = (orch.clone(), infra.reconcile_interval_secs.max(1));
+        tokio::spawn(every(
+            Duration::from_secs(interval),
+            stop_rx.clone(),
+            move || reconcile_infrastructure(orch.clone()),
+        ))
     });
     let tenant_reconciler = (config.reconciler.interval_secs > 0).then(|| {
-        tokio::spawn(reconcile_tenants(
-            orch.clone(),
+        let orch = orch.clone();
+        tokio::spawn(every(
             Duration::from_secs(config.reconciler.interval_secs),
-            reconciliation.clone(),
             stop_rx.clone(),
+            move || reconcile_tenants(orch.clone(), reconciliation.clone()),
         ))
     });
     let auto_moves = config.placement.auto_move.as_ref().map(|auto| {
-        let every = Duration::from_secs(auto.interval_secs.max(1));
-        tokio::spawn(auto_move(
-            orch.clone(),
-            work.clone(),
-            every,
+        let (orch, work) = (orch.clone(), work.clone());
+        tokio::spawn(every(
+            Duration::from_secs(auto.interval_secs.max(1)),
             stop_rx.clone(),
+            move || auto_move(orch.clone(), work.clone()),
         ))
     });
     let relay = Relay::new(orch.catalog().clone(), sinks);
