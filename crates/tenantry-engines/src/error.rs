@@ -71,6 +71,18 @@ pub enum SpaceError {
     /// for): try again.
     #[error("{0}")]
     Busy(String),
+    /// A schema change was refused because the space holds tenants under move, whose copies
+    /// must keep their shape (SQLite's counterpart of the PostgreSQL guard's SQLSTATE 55006):
+    /// it passes once the moves end.
+    #[error(
+        "migrating {space} refused: it holds tenants being moved ({tenants}), whose copies must keep their shape; end the move first (tenantry tenant move SLUG --complete or --rollback, or --cancel before its switch), then run the change again"
+    )]
+    UnderMove { space: String, tenants: String },
+    /// A move's comparison found the target's rows of the tenant differing from the source's:
+    /// nothing was switched and the source goes on taking the tenant's writes. Names each
+    /// differing table with its counts and checksums, and the differing rows by key range.
+    #[error("the target differs from the source: {0}")]
+    TargetDiffers(String),
     /// The shard's engine has no warm pool.
     #[error("{0} shards have no warm pool: only PostgreSQL shards pre-create databases")]
     NoWarmPool(&'static str),
@@ -98,7 +110,7 @@ impl SpaceError {
     pub fn is_transient(&self) -> bool {
         match self {
             SpaceError::Database(e) => transient_sqlx(e),
-            SpaceError::Busy(_) => true,
+            SpaceError::Busy(_) | SpaceError::UnderMove { .. } => true,
             SpaceError::Migrate { source, .. } => {
                 matches!(source,
                     sqlx::migrate::MigrateError::Execute(e)

@@ -12,7 +12,9 @@
 //! - [`driver`]: the [`SpaceDriver`] trait and the per-shard registry [`Spaces`].
 //! - [`postgres`]: tenant spaces on PostgreSQL: row-level security, schemas, databases with
 //!   roles of their own, and the warm pool.
-//! - [`sqlite`]: tenant spaces as SQLite files (shared database or one file per tenant).
+//! - [`sqlite`]: tenant spaces as SQLite files (shared database or one file per tenant), and
+//!   a live move's building blocks between them.
+//! - [`moves`]: what a live move shares across engines (tables, checksums, key ranges).
 //! - `tables`: the order (children before parents) in which a tenant's rows leave a shared
 //!   space, for both engines.
 //! - [`error`]: the layer's error type.
@@ -20,6 +22,7 @@
 pub mod application;
 pub mod driver;
 pub mod error;
+pub mod moves;
 pub mod postgres;
 pub mod sqlite;
 mod tables;

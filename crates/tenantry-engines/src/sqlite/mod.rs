@@ -1,6 +1,12 @@
 //! Tenant spaces on SQLite: a directory per shard holding the region's shared database
 //! (`shared.db`, on the region's shared shard) and one file per database tenant
 //! (`tenant_<id>.db`).
+//!
+//! - [`SqliteSpaces`] (here): the driver: where each space lives, connections, migrations,
+//!   seeds, status, removal.
+//! - [`moves`]: a live move's building blocks between the shared file and a tenant's own file:
+//!   change capture by triggers, batched copy, catch-up, the switch under the file's write lock,
+//!   checksums.
 
 use crate::application::Application;
 use crate::driver::{Credentials, PooledDatabase, SpaceDriver, SpaceStatistics, SpaceStatus};
@@ -16,6 +22,8 @@ use tenantry_core::ident;
 use tenantry_core::space::Space;
 use tenantry_core::{Engine, Isolation, Slug, TenantId};
 use uuid::Uuid;
+
+pub mod moves;
 
 /// The file name of a region's shared database.
 pub const SHARED_FILE: &str = "shared.db";
@@ -62,25 +70,37 @@ impl SqliteSpaces {
         } else if !path.exists() {
             return Err(SpaceError::Missing(path.display().to_string()));
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(create)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+        let options = connect_options(path).create_if_missing(create);
         Ok(SqliteConnection::connect_with(&options).await?)
     }
 }
 
+/// How the driver opens a file: write-ahead log (readers never wait for the writer), foreign
+/// keys on, and a busy timeout, so that a writer waits for the file's write lock (held by
+/// another writer, or by a move's switch for a moment) instead of failing.
+fn connect_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT)
+}
+
+/// How long a connection of the driver waits for a file's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Tables with a `tenant_id` column, children before parents so that deleting in this order
 /// never trips a foreign key (found from the schema, not hard-coded, so any application works).
+/// A live move's own tables (its change log and registry) are not the tenant's data.
 async fn tenant_tables(conn: &mut SqliteConnection) -> Result<Vec<String>> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT m.name FROM sqlite_master m
-         WHERE m.type = 'table' AND EXISTS (
+         WHERE m.type = 'table' AND m.name NOT IN (?, ?) AND EXISTS (
              SELECT 1 FROM pragma_table_info(m.name) c WHERE c.name = 'tenant_id')
          ORDER BY m.name",
     )
+    .bind(crate::moves::CHANGES)
+    .bind(crate::moves::MOVING)
     .fetch_all(&mut *conn)
     .await?;
     let mut references = Vec::new();
@@ -157,13 +177,7 @@ impl SpaceDriver for SqliteSpaces {
         let path = Self::path_of(space)?.to_path_buf();
         let migrator = self.app.migrator(Engine::Sqlite).await?;
         let mut conn = self.connect(&path, false).await?;
-        let applied: Vec<i64> = if table_exists(&mut conn, "_sqlx_migrations").await? {
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&mut conn)
-                .await?
-        } else {
-            Vec::new()
-        };
+        let applied = applied_versions(&mut conn).await?;
         conn.close().await?;
         Ok(migrator
             .iter()
@@ -186,6 +200,18 @@ impl SpaceDriver for SqliteSpaces {
         let migrator = self.app.migrator(Engine::Sqlite).await?;
         let mut conn = self.connect(&path, false).await?;
         let space_name = path.display().to_string();
+        // SQLite has no event triggers: the guard PostgreSQL's DDL_GUARD is, for the one path
+        // that changes a space's schema, is this check (see `moves`).
+        if let Some(tenants) = moves::tenants_under_move(&mut conn).await? {
+            let applied = applied_versions(&mut conn).await?;
+            if migrator.iter().any(|m| !applied.contains(&m.version)) {
+                conn.close().await?;
+                return Err(SpaceError::UnderMove {
+                    space: space_name,
+                    tenants,
+                });
+            }
+        }
         // `run_direct` is sqlx's own way around the higher-ranked `Acquire` bound that `run`
         // puts on a future that must be `Send`.
         migrator
@@ -360,6 +386,18 @@ impl SpaceDriver for SqliteSpaces {
         }
         Ok(())
     }
+}
+
+/// The versions of the migrations applied to the connection's file.
+async fn applied_versions(conn: &mut SqliteConnection) -> Result<Vec<i64>> {
+    if !table_exists(conn, "_sqlx_migrations").await? {
+        return Ok(Vec::new());
+    }
+    Ok(
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&mut *conn)
+            .await?,
+    )
 }
 
 async fn schema_version(conn: &mut SqliteConnection) -> Result<Option<i64>> {
