@@ -116,8 +116,13 @@ pub trait SpaceDriver: Send + Sync + 'static {
     /// The shard's engine.
     fn engine(&self) -> Engine;
 
-    /// The PostgreSQL driver, for what only PostgreSQL shards do (live moves).
+    /// The PostgreSQL driver, for what only PostgreSQL shards do (live moves between shards).
     fn postgres(&self) -> Option<&crate::postgres::PgSpaces> {
+        None
+    }
+
+    /// The SQLite driver, for what only SQLite shards do (live moves between files).
+    fn sqlite(&self) -> Option<&crate::sqlite::SqliteSpaces> {
         None
     }
 

@@ -72,7 +72,7 @@ impl Orchestrator {
                         tracing::info!(tenant = %slug, to = %past.to, reason = %past.reason, operation = %op.id, "auto-move started");
                         decision.started = Some(op.id);
                     }
-                    // A region without PostgreSQL shards, a draining shard, another operation
+                    // An isolation the region's engine lacks, a draining shard, another operation
                     // of the tenant under way: said, and tried again next time.
                     Err(
                         e @ (OrchestratorError::InvalidRequest(_)

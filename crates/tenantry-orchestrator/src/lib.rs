@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`service`]: [`Orchestrator`], the entry point: request operations and run them.
 //! - [`moves`]: live tenant moves: copy under change capture, catch up, pause, switch.
+//! - `mover`: the engine side of a move, one interface over PostgreSQL's and SQLite's.
 //! - [`request`]: validating a provisioning request and planning its placement (dry run).
 //! - [`steps`]: the steps of each operation kind, what each does and how it is undone.
 //! - [`runner`]: claiming an operation, running its steps with retries, and rolling back.
@@ -29,6 +30,7 @@ pub mod error;
 pub mod failpoints;
 pub mod fleet;
 pub mod infrastructure;
+mod mover;
 pub mod moves;
 pub mod plan_change;
 pub mod reconcile;

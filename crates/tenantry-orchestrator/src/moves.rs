@@ -22,6 +22,7 @@
 //! its next step or copy batch.
 
 use crate::error::{OrchestratorError, Result, StepError};
+use crate::mover::Mover;
 use crate::service::Orchestrator;
 use crate::shards::DATABASE_SECRET;
 use serde_json::{Value, json};
@@ -32,7 +33,6 @@ use tenantry_catalog::model::{
 use tenantry_core::events::EventType;
 use tenantry_core::space::Space;
 use tenantry_core::{Isolation, TenantState};
-use tenantry_engines::SpaceDriver;
 use tenantry_engines::postgres::PgSpaces;
 use tenantry_engines::postgres::moves::{
     MoveRoute, MoveTable, TableChecksum, TouchedKeys, key_ranges,
@@ -168,8 +168,19 @@ impl Orchestrator {
             self.spaces.driver(&source.shard)?,
             self.spaces.driver(&target_shard)?,
         );
-        if from_driver.postgres().is_none() || to_driver.postgres().is_none() {
-            return bad("live moves need PostgreSQL shards on both sides".into());
+        if from_driver.engine() != to_driver.engine() {
+            return bad(format!(
+                "a live move stays on one engine: shard {} is {}, shard {target_shard} is {}",
+                source.shard,
+                from_driver.engine(),
+                to_driver.engine()
+            ));
+        }
+        if !to_driver.supports(to) {
+            return bad(format!(
+                "shard {target_shard} ({}) has no {to} isolation: move tenant {slug} to another isolation",
+                to_driver.engine()
+            ));
         }
         let target = to_driver.locate(tenant.id, to)?;
         if target == source {
@@ -178,20 +189,24 @@ impl Orchestrator {
                 to, target_shard
             ));
         }
-        // Two shards may be one server: there the target could be the source itself (a
-        // database of its own, or the region's shared database, has the same name on both).
+        // Two shards may be one server (or one directory): there the target could be the
+        // source itself (a database of its own, or the region's shared database, has the same
+        // name on both).
         if source.shard != target.shard
-            && (&source.database, &source.schema) == (&target.database, &target.schema)
+            && (&source.database, &source.schema, &source.path)
+                == (&target.database, &target.schema, &target.path)
         {
-            let (from_pg, to_pg) = (
-                from_driver.postgres().expect("checked above"),
-                to_driver.postgres().expect("checked above"),
-            );
-            let (here, there) =
-                tokio::try_join!(from_pg.server_identity(), to_pg.server_identity())?;
-            if here == there {
+            let same_place = match (from_driver.postgres(), to_driver.postgres()) {
+                (Some(here), Some(there)) => {
+                    let (here, there) =
+                        tokio::try_join!(here.server_identity(), there.server_identity())?;
+                    (here == there).then_some("the same PostgreSQL server")
+                }
+                _ => Some("the same directory"),
+            };
+            if let Some(same_place) = same_place {
                 return bad(format!(
-                    "shards {} and {target_shard} are on the same PostgreSQL server, where tenant {slug}'s {to} space would be the one it has: move it to a shard on another server",
+                    "shards {} and {target_shard} are on {same_place}, where tenant {slug}'s {to} space would be the one it has: move it to a shard elsewhere",
                     source.shard
                 ));
             }
@@ -397,14 +412,12 @@ impl Orchestrator {
         progress: &dyn crate::runner::Progress,
     ) -> std::result::Result<bool, StepError> {
         let plan = MovePlan::of(op)?;
-        let (source_driver, target_driver) =
-            (self.pg(&plan.source.shard)?, self.pg(&plan.target.shard)?);
-        let route = MoveRoute {
-            tenant: op.tenant_id,
-            source: &plan.source,
-            to: target_driver,
-            target: &plan.target,
-        };
+        let tenant = op.tenant_id;
+        let mover = self.mover(tenant, &plan.source, &plan.target)?;
+        let (source_driver, target_driver) = (
+            self.spaces.driver(&plan.source.shard)?,
+            self.spaces.driver(&plan.target.shard)?,
+        );
         let details = json!({
             "from": plan.source, "to": plan.target, "residency": op.params["residency"],
         });
@@ -418,40 +431,32 @@ impl Orchestrator {
                 return Ok(true);
             }
             (OperationKind::Move, "create_target") => {
-                if let Some(credentials) = self.credentials_of_both_ends(op, &plan).await? {
-                    target_driver
-                        .create_with_credentials(&plan.target, &credentials)
+                if let (Some(pg), Some(credentials)) = (
+                    target_driver.postgres(),
+                    self.credentials_of_both_ends(op, &plan).await?,
+                ) {
+                    pg.create_with_credentials(&plan.target, &credentials)
                         .await?;
                 } else if let Some(credentials) = target_driver.create(&plan.target).await? {
                     self.store_credentials(op.tenant_id, &credentials).await?;
                 }
                 target_driver.migrate(&plan.target).await?;
             }
-            (OperationKind::Move, "capture") => {
-                source_driver
-                    .start_capture(&plan.source, op.tenant_id)
-                    .await?;
-            }
-            (OperationKind::Move, "copy") => self.copy(op, route, progress).await?,
+            (OperationKind::Move, "capture") => self.capture(&plan.source, tenant, true).await?,
+            (OperationKind::Move, "copy") => self.copy(op, mover, progress).await?,
             (OperationKind::Move, "catch_up") => {
                 // Until a round finds less than a batch: under a steady write load the log is
                 // never empty, and what is left is applied by the switch, writes paused.
-                let tables = source_driver.move_tables(&plan.source).await?;
-                while source_driver
-                    .apply_changes(route, &tables, APPLY_BATCH)
-                    .await?
-                    >= APPLY_BATCH as usize
-                {
+                let tables = mover.tables().await?;
+                while mover.apply_changes(&tables, APPLY_BATCH).await? >= APPLY_BATCH as usize {
                     self.unless_cancelled(op).await?;
                 }
             }
             (OperationKind::Move, "switch") => {
                 // Changes at the new place are logged from the start, for a rollback.
-                target_driver
-                    .start_capture(&plan.target, op.tenant_id)
-                    .await?;
+                self.capture(&plan.target, tenant, true).await?;
                 let mut details = details;
-                details["paused_ms"] = json!(self.switch(route).await?);
+                details["paused_ms"] = json!(self.switch_over(mover).await?);
                 // Its files follow its data to the new region, kept at the old one too until
                 // the move completes.
                 if let Some((from, to)) = &plan.residency {
@@ -466,12 +471,8 @@ impl Orchestrator {
                 return Ok(true);
             }
             (OperationKind::MoveComplete, "stop_capture") => {
-                source_driver
-                    .stop_capture(&plan.source, op.tenant_id)
-                    .await?;
-                target_driver
-                    .stop_capture(&plan.target, op.tenant_id)
-                    .await?;
+                self.capture(&plan.source, tenant, false).await?;
+                self.capture(&plan.target, tenant, false).await?;
             }
             (OperationKind::MoveComplete, "remove_source") => {
                 source_driver.remove(&plan.source, op.tenant_id).await?;
@@ -491,27 +492,22 @@ impl Orchestrator {
             (OperationKind::MoveRollback, "switch_back") => {
                 // The way back: from the target, where the changes since the switch were
                 // logged, to the source, which holds the tenant as it was at the switch.
-                let back = MoveRoute {
-                    tenant: op.tenant_id,
-                    source: &plan.target,
-                    to: source_driver,
-                    target: &plan.source,
-                };
+                let back = self.mover(tenant, &plan.target, &plan.source)?;
                 let home = Relocation::to(&plan.source);
                 // The credentials reach the old database again (the reconciler may have given
                 // the new one's role a fresh password since the switch).
-                if let Some(credentials) = self.credentials_of_both_ends(op, &plan).await? {
-                    source_driver
-                        .create_with_credentials(&plan.source, &credentials)
+                if let (Some(pg), Some(credentials)) = (
+                    source_driver.postgres(),
+                    self.credentials_of_both_ends(op, &plan).await?,
+                ) {
+                    pg.create_with_credentials(&plan.source, &credentials)
                         .await?;
                 }
                 let mut details = details;
-                details["paused_ms"] = json!(self.switch(back).await?);
+                details["paused_ms"] = json!(self.switch_over(back).await?);
                 // The new place refuses the tenant's writes now; the old one takes them again,
                 // unlogged, before the catalog points back at it.
-                source_driver
-                    .stop_capture(&plan.source, op.tenant_id)
-                    .await?;
+                self.capture(&plan.source, tenant, false).await?;
                 // Files written in the new region since the switch go home too.
                 if let Some((from, to)) = &plan.residency {
                     self.storage.copy_prefix(to, from, op.tenant_id).await?;
@@ -528,9 +524,7 @@ impl Orchestrator {
                 return Ok(true);
             }
             (OperationKind::MoveRollback, "remove_target") => {
-                target_driver
-                    .stop_capture(&plan.target, op.tenant_id)
-                    .await?;
+                self.capture(&plan.target, tenant, false).await?;
                 self.remove_target(&plan, op).await?;
             }
             (OperationKind::MoveComplete, "finish") => {
@@ -552,16 +546,13 @@ impl Orchestrator {
     async fn copy(
         &self,
         op: &Operation,
-        route: MoveRoute<'_>,
+        mover: Mover<'_>,
         progress: &dyn crate::runner::Progress,
     ) -> std::result::Result<(), StepError> {
-        let source_driver = self.pg(&route.source.shard)?;
-        let tables = source_driver.move_tables(route.source).await?;
+        let tables = mover.tables().await?;
         // The recorded progress, re-read: this step may be a resumed one.
         let mut params = self.catalog.operation(op.id).await?.params;
-        let total = source_driver
-            .count_rows(route.source, route.tenant, &tables)
-            .await?;
+        let total = mover.count_rows(&tables).await?;
         params["total"] = json!(total);
         for table in &tables {
             let copied_to = &params["copy"][&table.name];
@@ -570,9 +561,7 @@ impl Orchestrator {
             }
             let mut after = (!copied_to.is_null()).then(|| copied_to.clone());
             loop {
-                let (n, last) = source_driver
-                    .copy_batch(route, table, after.as_ref(), COPY_BATCH)
-                    .await?;
+                let (n, last) = mover.copy_batch(table, after.as_ref(), COPY_BATCH).await?;
                 params["copy"][&table.name] = match &last {
                     Some(key) => key.clone(),
                     None => json!("done"),
@@ -606,7 +595,7 @@ impl Orchestrator {
     /// compares the rows changed since the full comparison, advances the target's sequences,
     /// and leaves the source refusing the tenant's writes. Returns how long the writes were
     /// paused: the last changes and the rows they touched, not the tenant's size.
-    async fn switch(&self, route: MoveRoute<'_>) -> std::result::Result<u64, StepError> {
+    pub(crate) async fn switch(&self, route: MoveRoute<'_>) -> std::result::Result<u64, StepError> {
         let source_driver = self.pg(&route.source.shard)?;
         let tables: Vec<MoveTable> = source_driver.move_tables(route.source).await?;
         let (at_source, seen) = source_driver
@@ -762,7 +751,8 @@ impl Orchestrator {
         plan: &MovePlan,
         op: &Operation,
     ) -> std::result::Result<(), StepError> {
-        self.pg(&plan.target.shard)?
+        self.spaces
+            .driver(&plan.target.shard)?
             .remove(&plan.target, op.tenant_id)
             .await?;
         if let Some((_, to)) = &plan.residency {
@@ -830,11 +820,7 @@ impl Orchestrator {
         let plan = MovePlan::of(op)?;
         match name {
             "create_target" => self.remove_target(&plan, op).await?,
-            "capture" => {
-                self.pg(&plan.source.shard)?
-                    .stop_capture(&plan.source, op.tenant_id)
-                    .await?;
-            }
+            "capture" => self.capture(&plan.source, op.tenant_id, false).await?,
             _ => {}
         }
         Ok(())

@@ -71,12 +71,16 @@ impl RouterError {
     }
 }
 
-/// Whether a database error is a move's write pause.
+/// Whether a database error is a move's write pause: PostgreSQL's SQLSTATE, or the refusal a
+/// SQLite file raises (a trigger's code, which other triggers share, and the move's message).
 pub fn paused_for_move(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == PAUSED_FOR_MOVE)
+    use tenantry_engines::sqlite::moves::{WRITE_REFUSED, WRITE_REFUSED_CODE};
+    error.as_database_error().is_some_and(|e| {
+        e.code().is_some_and(|code| {
+            code == PAUSED_FOR_MOVE
+                || (code == WRITE_REFUSED_CODE && e.message().contains(WRITE_REFUSED))
+        })
+    })
 }
 
 /// Whether a database error rolled its transaction back to resolve a conflict.

@@ -142,6 +142,10 @@ impl SpaceDriver for SqliteSpaces {
         Engine::Sqlite
     }
 
+    fn sqlite(&self) -> Option<&SqliteSpaces> {
+        Some(self)
+    }
+
     fn locate(&self, tenant: TenantId, isolation: Isolation) -> Result<Space> {
         let file = match isolation {
             Isolation::Shared => SHARED_FILE.to_owned(),

@@ -253,7 +253,9 @@ impl SqliteSpaces {
         let mut conn = self.open_move(source, target).await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         ensure_under_move(&mut tx, source, tenant).await?;
+        let lifted = lift_refusal(&mut tx, tenant).await?;
         let applied = apply_logged(&mut tx, tenant, tables, limit).await?;
+        restore_refusal(&mut tx, tenant, lifted).await?;
         tx.commit().await?;
         conn.close().await?;
         Ok(applied)
@@ -283,8 +285,10 @@ impl SqliteSpaces {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let locked = Instant::now();
         ensure_under_move(&mut tx, source, tenant).await?;
+        let lifted = lift_refusal(&mut tx, tenant).await?;
         let touched = logged_keys(&mut tx, tenant, tables).await?;
         while apply_logged(&mut tx, tenant, tables, SWITCH_BATCH).await? > 0 {}
+        restore_refusal(&mut tx, tenant, lifted).await?;
         if let Some(differences) = compare_touched(&mut tx, tenant, tables, &touched).await? {
             tx.rollback().await?;
             conn.close().await?;
@@ -546,6 +550,40 @@ fn split_trigger_name(name: &str) -> Option<(&'static str, char, &str)> {
 }
 
 /// Fails unless the tenant is registered at the source (its capture started).
+/// Lets the mover's own transaction write the tenant's rows into a target that refuses them —
+/// the way back of a rollback, into the old place, paused since the switch — and says whether
+/// it did, for [`restore_refusal`] before the transaction commits. No other writer sees the
+/// lifted state: the file has one writer, and readers see only committed transactions.
+async fn lift_refusal(conn: &mut SqliteConnection, tenant: TenantId) -> Result<bool> {
+    if !table_exists(conn, MOVING).await? {
+        return Ok(false);
+    }
+    let lifted = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE main.{MOVING} SET paused = 0 WHERE tenant_id = ? AND paused"
+    )))
+    .bind(tenant.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(lifted.rows_affected() > 0)
+}
+
+/// Puts back the refusal [`lift_refusal`] lifted.
+async fn restore_refusal(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    lifted: bool,
+) -> Result<()> {
+    if lifted {
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE main.{MOVING} SET paused = 1 WHERE tenant_id = ?"
+        )))
+        .bind(tenant.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 async fn ensure_under_move(
     conn: &mut SqliteConnection,
     source: &Space,
