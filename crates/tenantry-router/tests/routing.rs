@@ -1,6 +1,6 @@
 //! The router against real spaces: the same SQL scoped to its tenant in every isolation, typed
 //! refusals, the connection budget of dedicated tenants, query timings in the catalog, and a
-//! tenant's writes held through a live move.
+//! tenant's writes held through a live move (PostgreSQL and SQLite).
 
 mod fleet;
 
@@ -383,5 +383,76 @@ async fn work_rolled_back_by_a_deadlock_runs_again_and_other_errors_do_not() {
         !refused.is_conflict() && !refused.is_paused_for_move(),
         "{refused}"
     );
+    router.close().await;
+}
+
+fn add_sqlite_customer(tx: &mut TenantTx, email: String) -> BoxFuture<'_, Result<(), RouterError>> {
+    let tenant = tx.tenant_id().to_string();
+    let conn = tx.sqlite().unwrap();
+    Box::pin(async move {
+        sqlx::query("INSERT INTO customers (id, tenant_id, email) VALUES (?, ?, ?)")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(tenant)
+            .bind(email)
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_through_the_router_are_held_through_a_sqlite_move_and_none_is_lost() {
+    let fleet = Fleet::sqlite().await;
+    let t = fleet.tenant("mover", Isolation::Shared).await;
+    fleet.tenant("stayer", Isolation::Shared).await;
+    let router = fleet.router(RouterOptions {
+        placement_ttl: Duration::from_millis(200),
+        ..RouterOptions::default()
+    });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (router, stop, key) = (router.clone(), Arc::clone(&stop), TenantKey::Id(t.id));
+        tokio::spawn(async move {
+            let mut written = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                let email = format!("w{written}@mover.example");
+                router
+                    .transaction(&key, |tx| add_sqlite_customer(tx, email.clone()))
+                    .await
+                    .unwrap_or_else(|e| panic!("write {written} failed: {e}"));
+                written += 1;
+            }
+            written
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, op) = fleet
+        .orch
+        .request_move("mover", Isolation::Database, None, "test")
+        .await
+        .unwrap();
+    let op = fleet.orch.run(op.id, &NoProgress).await.unwrap();
+    assert_eq!(op.state.to_string(), "succeeded", "{op:?}");
+    // Writes go on at the new place (the old one refuses them; the router follows the catalog).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.await.unwrap();
+    assert!(written > 0);
+
+    let moved = fleet.catalog().tenant(t.id).await.unwrap();
+    assert_eq!(moved.isolation, Isolation::Database);
+    let mut tx = router.begin(&TenantKey::Id(t.id)).await.unwrap();
+    let mut emails: Vec<String> = sqlx::query_scalar("SELECT email FROM customers")
+        .fetch_all(tx.sqlite().unwrap())
+        .await
+        .unwrap();
+    emails.sort();
+    emails.dedup();
+    assert_eq!(
+        emails.len(),
+        written,
+        "each acknowledged write once at the new place"
+    );
+    tx.commit().await.unwrap();
     router.close().await;
 }
