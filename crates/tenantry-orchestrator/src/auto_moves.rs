@@ -49,7 +49,11 @@ impl Orchestrator {
                 started: None,
                 skipped: None,
             };
-            let past = recommend(&raised, advice.tenant.isolation, &usage(&advice.stats));
+            let past = recommend(
+                &self.rules_for(&advice.tenant, &raised),
+                advice.tenant.isolation,
+                &usage(&advice.stats),
+            );
             let skip = match past {
                 None => Some(format!(
                     "not {:.0} % past the threshold yet",

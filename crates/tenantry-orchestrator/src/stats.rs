@@ -80,8 +80,9 @@ impl Orchestrator {
                 continue;
             }
             let stats = self.tenant_stats(&tenant.slug, refresh).await?;
+            let rules = self.rules_for(&tenant, rules);
             if let Some(recommendation) =
-                tenantry_core::growth::recommend(rules, tenant.isolation, &usage(&stats))
+                tenantry_core::growth::recommend(&rules, tenant.isolation, &usage(&stats))
             {
                 out.push(Advice {
                     tenant,
@@ -91,5 +92,34 @@ impl Orchestrator {
             }
         }
         Ok(out)
+    }
+
+    /// The growth rules as `tenant` can follow them: a rule to an isolation its shard's engine
+    /// lacks advises the next more isolated one it has (on SQLite, which has no schemas, a file
+    /// of its own), or nothing when there is none.
+    pub(crate) fn rules_for(
+        &self,
+        tenant: &tenantry_catalog::model::Tenant,
+        rules: &[tenantry_core::growth::GrowthRule],
+    ) -> Vec<tenantry_core::growth::GrowthRule> {
+        use tenantry_core::Isolation;
+        let driver = tenant
+            .space
+            .as_ref()
+            .and_then(|space| self.spaces.driver(&space.shard).ok());
+        let supports = |isolation| driver.is_none_or(|d| d.supports(isolation));
+        rules
+            .iter()
+            .filter_map(|rule| {
+                let to = [Isolation::Shared, Isolation::Schema, Isolation::Database]
+                    .into_iter()
+                    .filter(|isolation| *isolation >= rule.to)
+                    .find(|isolation| supports(*isolation))?;
+                Some(tenantry_core::growth::GrowthRule {
+                    to,
+                    when: rule.when.clone(),
+                })
+            })
+            .collect()
     }
 }
