@@ -1,7 +1,7 @@
 //! `tenantry tenant move` on the embedded default: a tenant's rows move live from the shared
 //! SQLite file into a file of its own while a plain SQL writer keeps inserting and deleting its
 //! customers, then roll back (carrying home what was written at the new place), move again and
-//! complete. After each phase the tenant's rows are exactly what the writer committed — counted
+//! complete, then move its file to another SQLite shard. After each phase the tenant's rows are exactly what the writer committed — counted
 //! from its own ledger, not by the move's verifier — and the neighbour's rows never change.
 
 mod common;
@@ -209,6 +209,35 @@ async fn a_tenant_moves_from_the_shared_file_to_a_file_of_its_own_and_back_while
     assert_eq!(emails(&own, &id).await, expected);
     assert_eq!(tenant_rows(&shared, &id).await, 0);
     assert_eq!(tenant_rows(&shared, &hooli_id).await, hooli_rows + 1);
+    // Rebalanced: its file moves to another SQLite shard of its region, and the old one goes.
+    let elsewhere = tempfile::tempdir().unwrap();
+    env.json(&[
+        "shard",
+        "add",
+        "eu-west-files",
+        "--region",
+        "eu-west",
+        "--engine",
+        "sqlite",
+        "--directory",
+        elsewhere.path().to_str().unwrap(),
+    ]);
+    let moved = env.json(&[
+        "tenant",
+        "move",
+        "acme",
+        "--to",
+        "database",
+        "--shard",
+        "eu-west-files",
+    ]);
+    assert_eq!(moved["shard"], "eu-west-files", "{moved:#}");
+    env.json(&["tenant", "move", "acme", "--complete"]);
+    let rebalanced = space_path(&env.show("acme"));
+    assert!(rebalanced.starts_with(elsewhere.path()), "{rebalanced:?}");
+    assert_eq!(emails(&rebalanced, &id).await, expected);
+    assert!(!own.exists(), "the file it left was removed");
+
     let events = env.event_types("acme");
     for expected in ["TenantMoveStarted", "TenantMoved", "TenantMoveRolledBack"] {
         assert!(events.contains(&expected.to_owned()), "{events:?}");

@@ -431,10 +431,7 @@ impl Orchestrator {
                 return Ok(true);
             }
             (OperationKind::Move, "create_target") => {
-                if let (Some(pg), Some(credentials)) = (
-                    target_driver.postgres(),
-                    self.credentials_of_both_ends(op, &plan).await?,
-                ) {
+                if let Some((pg, credentials)) = self.credentials_of_both_ends(op, &plan).await? {
                     pg.create_with_credentials(&plan.target, &credentials)
                         .await?;
                 } else if let Some(credentials) = target_driver.create(&plan.target).await? {
@@ -496,11 +493,9 @@ impl Orchestrator {
                 let home = Relocation::to(&plan.source);
                 // The credentials reach the old database again (the reconciler may have given
                 // the new one's role a fresh password since the switch).
-                if let (Some(pg), Some(credentials)) = (
-                    source_driver.postgres(),
-                    self.credentials_of_both_ends(op, &plan).await?,
-                ) {
-                    pg.create_with_credentials(&plan.source, &credentials)
+                if let Some((_, credentials)) = self.credentials_of_both_ends(op, &plan).await? {
+                    self.pg(&plan.source.shard)?
+                        .create_with_credentials(&plan.source, &credentials)
                         .await?;
                 }
                 let mut details = details;
@@ -766,18 +761,23 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// For a move from one database of the tenant's own to another (on another server): the
-    /// tenant's credentials, which reach both. `None` for any other move.
+    /// For a move from one PostgreSQL database of the tenant's own to another (on another
+    /// server): the target's driver and the tenant's credentials, which reach both. `None` for
+    /// any other move.
     async fn credentials_of_both_ends(
         &self,
         op: &Operation,
         plan: &MovePlan,
-    ) -> std::result::Result<Option<tenantry_engines::driver::Credentials>, StepError> {
-        if plan.source.kind != Isolation::Database || plan.target.kind != Isolation::Database {
+    ) -> std::result::Result<Option<(&PgSpaces, tenantry_engines::driver::Credentials)>, StepError>
+    {
+        let target = self.spaces.driver(&plan.target.shard)?.postgres();
+        let Some(target) = target.filter(|_| {
+            plan.source.kind == Isolation::Database && plan.target.kind == Isolation::Database
+        }) else {
             return Ok(None);
-        }
+        };
         match self.credentials(op.tenant_id).await? {
-            Some(credentials) => Ok(Some(credentials)),
+            Some(credentials) => Ok(Some((target, credentials))),
             None => Err(StepError::permanent(format!(
                 "tenant {} has a database of its own but no stored credentials: `tenantry reconcile` recreates its role first",
                 op.tenant_id
