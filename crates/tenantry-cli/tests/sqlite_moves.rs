@@ -1,8 +1,9 @@
 //! `tenantry tenant move` on the embedded default: a tenant's rows move live from the shared
 //! SQLite file into a file of its own while a plain SQL writer keeps inserting and deleting its
-//! customers, then roll back (carrying home what was written at the new place), move again and
-//! complete, then move its file to another SQLite shard. After each phase the tenant's rows are exactly what the writer committed — counted
-//! from its own ledger, not by the move's verifier — and the neighbour's rows never change.
+//! customers, then roll back (carrying home what was written at the new place), move again,
+//! complete, and move its file to another SQLite shard. After each phase the tenant's rows are
+//! exactly what the writer committed — counted from its own ledger, not by the move's
+//! verifier — and the neighbour's rows never change.
 
 mod common;
 
