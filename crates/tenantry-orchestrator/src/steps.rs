@@ -14,6 +14,7 @@ use tenantry_catalog::model::{
 };
 use tenantry_core::events::EventType;
 use tenantry_core::{Engine, Isolation, Slug, TenantState};
+use tenantry_engines::driver::Credentials;
 
 /// Provisioning, in the order the steps run.
 pub const PROVISION_STEPS: &[&str] = &[
@@ -322,7 +323,14 @@ impl Orchestrator {
             None
         };
         if let Some(entry) = from_pool {
-            let (adopted, credentials) = driver.adopt(&entry.database, t.id).await?;
+            // The pool's credentials, sealed for the pooled database's name when it was made:
+            // the driver may hand its password over instead of making a fresh one. Unreadable,
+            // the adoption makes a fresh one.
+            let pooled_credentials =
+                Credentials::open(self.master_key()?, &entry.database, &entry.secret).ok();
+            let (adopted, credentials) = driver
+                .adopt_with(&entry.database, t.id, pooled_credentials.as_ref())
+                .await?;
             self.catalog
                 .pool_adopted(PoolAdoption {
                     entry: entry.id,
@@ -379,7 +387,13 @@ impl Orchestrator {
     async fn verify(&self, t: &Tenant) -> Result<(), StepError> {
         let space = space_of(t)?;
         let driver = self.spaces.driver(&space.shard)?;
-        let status = driver.status(space, t.id).await?;
+        // The space, the storage and the licence are checked at once: three stores.
+        let (status, storage, licence) = tokio::join!(
+            driver.status(space, t.id),
+            self.storage.exists(&t.region, t.id),
+            self.licence(t)
+        );
+        let status = status?;
         let latest = self.app.latest_version(driver.engine()).await?;
         let seeds = self.app.seeds()?.len() as i64;
         let mut problems = Vec::new();
@@ -401,10 +415,10 @@ impl Orchestrator {
                 status.seeds_applied
             ));
         }
-        if !self.storage.exists(&t.region, t.id).await? {
+        if !storage? {
             problems.push("its storage prefix does not exist".into());
         }
-        match self.licence(t).await? {
+        match licence? {
             None => problems.push("it has no licence".into()),
             Some(check) => {
                 if let Err(e) = check.verified {

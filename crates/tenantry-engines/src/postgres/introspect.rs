@@ -59,6 +59,33 @@ pub(super) async fn tenant_table_names(conn: &mut PgConnection) -> Result<Vec<St
     .await?)
 }
 
+/// The outline of a space, in one round trip: whether its migration ledger `ledger` (a
+/// validated, quoted name) exists, whether the login role `role` exists (`None` when not
+/// asked), and [`tenant_table_names`].
+pub(super) async fn space_outline(
+    conn: &mut PgConnection,
+    ledger: &str,
+    role: Option<&str>,
+) -> Result<(bool, Option<bool>, Vec<String>)> {
+    Ok(sqlx::query_as(
+        "SELECT to_regclass($1) IS NOT NULL,
+                CASE WHEN $2::text IS NOT NULL
+                     THEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2::text) END,
+                ARRAY(SELECT c.relname::text FROM pg_class c
+                      JOIN pg_namespace n ON n.oid = c.relnamespace
+                      JOIN pg_attribute a ON a.attrelid = c.oid
+                      WHERE a.attname = 'tenant_id' AND NOT a.attisdropped AND a.attnum > 0
+                        AND n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+                        AND c.relname <> ALL($3)
+                      ORDER BY 1)",
+    )
+    .bind(ledger)
+    .bind(role)
+    .bind(MOVE_TABLES)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
 /// Base (and partitioned) tables of the current schema, without the control plane's ledgers.
 pub(super) async fn application_tables(conn: &mut PgConnection) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(

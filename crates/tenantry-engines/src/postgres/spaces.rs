@@ -34,7 +34,7 @@
 use super::connections::{SpaceConn, SpaceConnections};
 use super::introspect::{
     application_tables, applied_versions, current_schema, relation_exists, schema_version,
-    tenant_table_names, tenant_tables,
+    space_outline, tenant_table_names, tenant_tables,
 };
 use super::roles::{self, APP_ROLE};
 use super::security::{self, TENANT_SETTING};
@@ -195,6 +195,64 @@ async fn create_seed_ledger(conn: &mut PgConnection, place: &Place<'_>) -> Resul
     exec(&mut *tx, SEED_LEDGER.replace("{table}", &ledger)).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// What [`SpaceDriver::status`] observes, on a connection into an existing space: two round
+/// trips, the space's outline, then every count (and its schema version) in one statement.
+async fn space_status(
+    conn: &mut PgConnection,
+    place: &Place<'_>,
+    tenant: TenantId,
+) -> Result<SpaceStatus> {
+    let ledger = place.migrations_ledger()?;
+    let role = match *place {
+        Place::Database { database } => Some(database),
+        _ => None,
+    };
+    let (has_ledger, role_exists, tables) = space_outline(conn, &ledger, role).await?;
+    let mut status = SpaceStatus {
+        exists: true,
+        role_exists,
+        ..SpaceStatus::default()
+    };
+    // Rows are told apart by their position in `tables`; -1 is the admins' count, -2 the newest
+    // migration applied.
+    let mut parts = Vec::with_capacity(tables.len() + 2);
+    for (i, table) in tables.iter().enumerate() {
+        parts.push(format!(
+            "SELECT {i} AS i, count(*) AS n FROM {} WHERE tenant_id = $1",
+            quote(table)?
+        ));
+    }
+    if tables.iter().any(|t| t == "users") {
+        parts.push("SELECT -1, count(*) FROM users WHERE tenant_id = $1 AND role = 'admin'".into());
+    }
+    if has_ledger {
+        parts.push(format!(
+            "SELECT -2, max(version) FROM {ledger} WHERE success"
+        ));
+    }
+    if parts.is_empty() {
+        return Ok(status);
+    }
+    let rows: Vec<(i32, Option<i64>)> = sqlx::query_as(AssertSqlSafe(parts.join(" UNION ALL ")))
+        .bind(tenant.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    for (i, n) in rows {
+        match (i, usize::try_from(i).ok().and_then(|i| tables.get(i))) {
+            (-2, _) => status.schema_version = n,
+            (_, None) => status.admins = n.unwrap_or(0),
+            (_, Some(table)) => {
+                let n = n.unwrap_or(0);
+                status.tenant_rows += n;
+                if table == "tenantry_seeds" {
+                    status.seeds_applied = n;
+                }
+            }
+        }
+    }
+    Ok(status)
 }
 
 impl PgSpaces {
@@ -607,46 +665,7 @@ impl SpaceDriver for PgSpaces {
         let Some(mut conn) = self.open_existing(&place).await? else {
             return Ok(SpaceStatus::default());
         };
-        let mut status = SpaceStatus {
-            exists: true,
-            schema_version: schema_version(&mut conn, &place.migrations_ledger()?).await?,
-            ..SpaceStatus::default()
-        };
-        if let Place::Database { database } = place {
-            status.role_exists = Some(roles::role_exists(&mut *conn, database).await?);
-        }
-        // One round trip: a row count per tenant table, and the admins among the users.
-        let tables = tenant_table_names(&mut conn).await?;
-        if !tables.is_empty() {
-            let mut counts = Vec::with_capacity(tables.len() + 1);
-            // Rows are told apart by their position in `tables`; -1 is the admins' count.
-            for (i, table) in tables.iter().enumerate() {
-                counts.push(format!(
-                    "SELECT {i} AS i, count(*) AS n FROM {} WHERE tenant_id = $1",
-                    quote(table)?
-                ));
-            }
-            if tables.iter().any(|t| t == "users") {
-                counts.push(
-                    "SELECT -1, count(*) FROM users WHERE tenant_id = $1 AND role = 'admin'".into(),
-                );
-            }
-            let rows: Vec<(i32, i64)> = sqlx::query_as(AssertSqlSafe(counts.join(" UNION ALL ")))
-                .bind(tenant.to_string())
-                .fetch_all(&mut *conn)
-                .await?;
-            for (i, n) in rows {
-                match usize::try_from(i).ok().and_then(|i| tables.get(i)) {
-                    None => status.admins = n,
-                    Some(table) => {
-                        status.tenant_rows += n;
-                        if table == "tenantry_seeds" {
-                            status.seeds_applied = n;
-                        }
-                    }
-                }
-            }
-        }
+        let status = space_status(&mut conn, &place, tenant).await?;
         self.release(&place, conn).await;
         Ok(status)
     }
@@ -780,19 +799,44 @@ impl SpaceDriver for PgSpaces {
     }
 
     async fn adopt(&self, pooled: &str, tenant: TenantId) -> Result<(Space, Credentials)> {
+        self.adopt_with(pooled, tenant, None).await
+    }
+
+    async fn adopt_with(
+        &self,
+        pooled: &str,
+        tenant: TenantId,
+        pooled_credentials: Option<&Credentials>,
+    ) -> Result<(Space, Credentials)> {
         if !pooled.starts_with(POOL_PREFIX) || validate(pooled).is_err() {
             return Err(SpaceError::NotPooled(pooled.to_owned()));
         }
         let space = self.locate(tenant, Isolation::Database)?;
         let place = Place::of(&space)?;
         let target = place.database();
-        // Renames and the fresh password in one transaction: one commit, and a crash leaves
-        // either the pooled database untouched or the tenant's complete. Renaming a role clears
-        // an MD5 password: always a fresh one (which also makes a retry hand out credentials
-        // that work). The role is created if it was lost.
+        // Renames (and a fresh password where one is needed) in one transaction: one commit,
+        // and a crash leaves either the pooled database untouched or the tenant's complete.
         let mut tx = serialised(self.admin().await).await?;
-        if !database_exists(&mut *tx, target).await? {
-            if !database_exists(&mut *tx, pooled).await? {
+        // One round trip: what exists, and whether the pooled role's password is a SCRAM
+        // verifier (`None`: no pooled role).
+        let (target_database, pooled_database, target_role, pooled_scram): (
+            bool,
+            bool,
+            bool,
+            Option<bool>,
+        ) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1),
+                    EXISTS (SELECT 1 FROM pg_database WHERE datname = $2),
+                    EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
+                    (SELECT coalesce(rolpassword LIKE 'SCRAM-SHA-256$%', false)
+                     FROM pg_authid WHERE rolname = $2)",
+        )
+        .bind(target)
+        .bind(pooled)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !target_database {
+            if !pooled_database {
                 return Err(SpaceError::NotPooled(pooled.to_owned()));
             }
             exec(
@@ -805,8 +849,7 @@ impl SpaceDriver for PgSpaces {
             )
             .await?;
         }
-        let target_role_exists = roles::role_exists(&mut *tx, target).await?;
-        let renamed_role = !target_role_exists && roles::role_exists(&mut *tx, pooled).await?;
+        let renamed_role = !target_role && pooled_scram.is_some();
         if renamed_role {
             exec(
                 &mut *tx,
@@ -814,7 +857,24 @@ impl SpaceDriver for PgSpaces {
             )
             .await?;
         }
-        let credentials = roles::ensure_login_role_in(&mut tx, target, target).await?;
+        // The pooled role's password goes with it when this call renamed it and its verifier
+        // is SCRAM (renaming a role clears an MD5 password, keeps a SCRAM verifier): it was
+        // generated for the pool, never handed to anyone and kept sealed in the catalog, so it
+        // is as fresh as a new one, and computing a verifier (PBKDF2, 4096 rounds) is the
+        // largest cost of an adoption. Otherwise (a resumed adoption, a role lost and created
+        // anew, an MD5 password, credentials unknown) a fresh one; that also makes a retry hand
+        // out credentials that work. Attributes and the grant on the database follow the
+        // renamed role (they name its oid).
+        let kept = pooled_credentials
+            .filter(|c| renamed_role && pooled_scram == Some(true) && c.role == pooled)
+            .map(|c| Credentials {
+                role: target.to_owned(),
+                password: c.password.clone(),
+            });
+        let credentials = match kept {
+            Some(kept) => kept,
+            None => roles::ensure_login_role_in(&mut tx, target, target).await?,
+        };
         tx.commit().await?;
         // Grants and default privileges follow a renamed role (they name its oid); a role
         // created anew, or found from an earlier attempt that may have created it, needs them.
