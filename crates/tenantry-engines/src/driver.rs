@@ -146,23 +146,17 @@ pub trait SpaceDriver: Send + Sync + 'static {
     /// Engines without a warm pool (SQLite) return [`SpaceError::NoWarmPool`].
     async fn create_pooled(&self) -> Result<PooledDatabase>;
 
-    /// Turns a pooled database into `tenant`'s database space, with fresh credentials.
-    /// Idempotent: when the database was already adopted it only resets the password.
+    /// Turns a pooled database into `tenant`'s database space. Given the pooled database's
+    /// credentials (as [`Self::create_pooled`] returned them), a driver may hand over the pooled
+    /// role's password — never handed to anyone — where it stays valid; otherwise, and when the
+    /// database was already adopted (a resumed step), the role gets a fresh password.
     /// Engines without a warm pool (SQLite) return [`SpaceError::NoWarmPool`].
-    async fn adopt(&self, pooled: &str, tenant: TenantId) -> Result<(Space, Credentials)>;
-
-    /// [`Self::adopt`], given the pooled database's credentials (as
-    /// [`Self::create_pooled`] returned them): a driver may hand over the pooled role's
-    /// password, never handed to anyone, instead of making a fresh one where it stays valid.
-    async fn adopt_with(
+    async fn adopt(
         &self,
         pooled: &str,
         tenant: TenantId,
         pooled_credentials: Option<&Credentials>,
-    ) -> Result<(Space, Credentials)> {
-        let _ = pooled_credentials;
-        self.adopt(pooled, tenant).await
-    }
+    ) -> Result<(Space, Credentials)>;
 
     /// Applies the application's pending migrations; returns the resulting version.
     async fn migrate(&self, space: &Space) -> Result<Option<i64>>;

@@ -591,7 +591,7 @@ async fn a_database_tenants_role_reaches_its_own_database_only() {
 }
 
 #[tokio::test]
-async fn a_pooled_database_is_adopted_with_a_renamed_role_and_a_fresh_password() {
+async fn a_pooled_database_is_adopted_with_a_renamed_role_and_its_password_handed_over() {
     let Some(server) = TestServer::start().await else {
         return;
     };
@@ -616,7 +616,10 @@ async fn a_pooled_database_is_adopted_with_a_renamed_role_and_a_fresh_password()
     );
 
     let tenant = TenantId::generate();
-    let (space, credentials) = driver.adopt(&first.database, tenant).await.unwrap();
+    let (space, credentials) = driver
+        .adopt(&first.database, tenant, Some(&first.credentials))
+        .await
+        .unwrap();
     assert_eq!(space, driver.locate(tenant, Isolation::Database).unwrap());
     let database = space.database.clone().unwrap();
     assert_eq!(credentials.role, database);
@@ -635,7 +638,12 @@ async fn a_pooled_database_is_adopted_with_a_renamed_role_and_a_fresh_password()
         (1, 1)
     );
 
-    // The new name and password work, with privileges on the tables; the old name is gone.
+    // The pooled role's password is handed over (never given to anyone before), under the new
+    // name, which works, with privileges on the tables; the old name is gone.
+    assert_eq!(
+        credentials.password.expose_secret(),
+        first.credentials.password.expose_secret()
+    );
     let mut own = PgConnection::connect(&credentials_url(&server, &credentials, &database))
         .await
         .unwrap();
@@ -651,8 +659,11 @@ async fn a_pooled_database_is_adopted_with_a_renamed_role_and_a_fresh_password()
             .is_some()
     );
 
-    // Adopting again (a resumed step) only resets the password.
-    let (again, fresh) = driver.adopt(&first.database, tenant).await.unwrap();
+    // Adopting again (a resumed step) only resets the password: a fresh one.
+    let (again, fresh) = driver
+        .adopt(&first.database, tenant, Some(&first.credentials))
+        .await
+        .unwrap();
     assert_eq!(again, space);
     assert_ne!(
         fresh.password.expose_secret(),
@@ -679,7 +690,7 @@ async fn a_pooled_database_is_adopted_with_a_renamed_role_and_a_fresh_password()
 
     // Only pooled databases can be adopted.
     for not_pooled in ["postgres", "tenant_pool_gone", "tenant_pool_X; DROP"] {
-        let err = driver.adopt(not_pooled, TenantId::generate()).await;
+        let err = driver.adopt(not_pooled, TenantId::generate(), None).await;
         assert!(matches!(err, Err(SpaceError::NotPooled(_))), "{err:?}");
     }
     admin.close().await.unwrap();
@@ -986,7 +997,7 @@ async fn one_connection_serves_consecutive_calls_into_a_space_but_never_a_pooled
             .is_empty()
     );
     let other = TenantId::generate();
-    driver.adopt(&pooled.database, other).await.unwrap();
+    driver.adopt(&pooled.database, other, None).await.unwrap();
 
     // Removal closes what is parked rather than leave it to be killed.
     driver.remove(&space, tenant).await.unwrap();

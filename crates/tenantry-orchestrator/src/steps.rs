@@ -329,7 +329,7 @@ impl Orchestrator {
             let pooled_credentials =
                 Credentials::open(self.master_key()?, &entry.database, &entry.secret).ok();
             let (adopted, credentials) = driver
-                .adopt_with(&entry.database, t.id, pooled_credentials.as_ref())
+                .adopt(&entry.database, t.id, pooled_credentials.as_ref())
                 .await?;
             self.catalog
                 .pool_adopted(PoolAdoption {

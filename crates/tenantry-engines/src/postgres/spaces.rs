@@ -798,11 +798,7 @@ impl SpaceDriver for PgSpaces {
         created
     }
 
-    async fn adopt(&self, pooled: &str, tenant: TenantId) -> Result<(Space, Credentials)> {
-        self.adopt_with(pooled, tenant, None).await
-    }
-
-    async fn adopt_with(
+    async fn adopt(
         &self,
         pooled: &str,
         tenant: TenantId,

@@ -195,7 +195,12 @@ impl SpaceDriver for SqliteSpaces {
         Err(SpaceError::NoWarmPool("sqlite"))
     }
 
-    async fn adopt(&self, _pooled: &str, _tenant: TenantId) -> Result<(Space, Credentials)> {
+    async fn adopt(
+        &self,
+        _pooled: &str,
+        _tenant: TenantId,
+        _pooled_credentials: Option<&Credentials>,
+    ) -> Result<(Space, Credentials)> {
         Err(SpaceError::NoWarmPool("sqlite"))
     }
 
