@@ -10,13 +10,22 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use std::sync::Arc;
 use tenantry_core::TenantId;
 use tenantry_core::config::{S3Config, StorageBackend, StorageConfig};
 
 /// The marker object at the root of each tenant's prefix.
 pub const MARKER: &str = "_tenantry.json";
+
+/// Objects of this size or more are copied as a stream of parts (a multipart upload).
+const STREAMED_FROM: u64 = 16 * 1024 * 1024;
+
+/// The size of each part of a streamed copy (S3 takes parts of 5 MiB to 5 GiB).
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts of one streamed copy uploaded at once: memory holds at most this many, plus one.
+const PARTS_IN_FLIGHT: usize = 2;
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -239,14 +248,47 @@ impl TenantStorage {
                 .map(Path::from_iter)
                 .unwrap_or_default();
             let destination = Path::from_iter(target.parts().chain(inner.parts()));
-            // Read and written rather than `copy`: the local store copies by hard link, and a
-            // copy back onto its own link leaves its staging file behind.
-            let bytes = self.store.get(&meta.location).await?.bytes().await?;
-            self.store
-                .put(&destination, PutPayload::from(bytes))
+            self.copy_object(&meta.location, &destination, meta.size)
                 .await?;
         }
         Ok(metas.len() as u64)
+    }
+
+    /// Copies one object of `size` bytes. Read and written rather than `copy`: the local
+    /// store copies by hard link, and a copy back onto its own link leaves its staging file
+    /// behind. An object larger than [`STREAMED_FROM`] is streamed into a multipart upload, a
+    /// part at a time, so that memory stays bounded whatever its size.
+    async fn copy_object(&self, from: &Path, to: &Path, size: u64) -> Result<(), StorageError> {
+        let object = self.store.get(from).await?;
+        if size < STREAMED_FROM {
+            let bytes = object.bytes().await?;
+            self.store.put(to, PutPayload::from(bytes)).await?;
+            return Ok(());
+        }
+        let upload = self.store.put_multipart(to).await?;
+        let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut chunks = object.into_stream();
+        let streamed = async {
+            while let Some(chunk) = chunks.try_next().await? {
+                parts.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                parts.put(chunk);
+            }
+            Ok::<_, object_store::Error>(())
+        }
+        .await;
+        match streamed {
+            Ok(()) => {
+                parts.finish().await?;
+                Ok(())
+            }
+            Err(e) => {
+                // The parts uploaded so far go, then the error is told.
+                if let Err(abort) = parts.abort().await {
+                    tracing::warn!(object = %to, error = %abort, "aborting a multipart copy failed");
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// Deletes everything under the tenant's prefix. A prefix that is already gone is fine.
@@ -317,5 +359,30 @@ mod tests {
             storage.exists("eu-west", b).await.unwrap(),
             "neighbours are kept"
         );
+    }
+
+    #[tokio::test]
+    async fn a_large_object_is_copied_as_a_stream_of_parts() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = TenantStorage::local(root.path()).unwrap();
+        let a = TenantId::generate();
+        storage.ensure("eu-west", a, "acme").await.unwrap();
+        let large = serde_json::json!({ "blob": "0123456789abcdef".repeat(1_500_000) });
+        storage
+            .put_document("eu-west", a, "large.json", &large)
+            .await
+            .unwrap();
+        assert!(storage.usage("eu-west", a).await.unwrap().bytes > STREAMED_FROM);
+        assert_eq!(
+            storage.copy_prefix("eu-west", "us-east", a).await.unwrap(),
+            2
+        );
+        assert_eq!(
+            storage.document("us-east", a, "large.json").await.unwrap(),
+            Some(large)
+        );
+        // Nothing but the two objects (no staging file of the upload) is left behind.
+        assert_eq!(storage.remove("us-east", a).await.unwrap(), 2);
+        assert!(!root.path().join(format!("us-east/tenants/{a}")).exists());
     }
 }

@@ -131,7 +131,22 @@ fn tenant_prefixes_live_in_an_s3_bucket_under_its_prefix() {
             .unwrap();
         assert!(listing.contains("_tenantry.json"), "{listing}");
 
-        assert_eq!(storage.remove("eu-west", a).await.unwrap(), 2);
+        // A residency change copies the prefix; a large object goes as a multipart upload.
+        let large = serde_json::json!({ "blob": "0123456789abcdef".repeat(1_500_000) });
+        storage
+            .put_document("eu-west", a, "large.json", &large)
+            .await
+            .unwrap();
+        assert_eq!(
+            storage.copy_prefix("eu-west", "us-east", a).await.unwrap(),
+            3
+        );
+        assert_eq!(
+            storage.document("us-east", a, "large.json").await.unwrap(),
+            Some(large)
+        );
+        assert_eq!(storage.remove("us-east", a).await.unwrap(), 3);
+        assert_eq!(storage.remove("eu-west", a).await.unwrap(), 3);
         assert_eq!(storage.remove("eu-west", a).await.unwrap(), 0);
         assert!(!storage.exists("eu-west", a).await.unwrap());
         assert!(
