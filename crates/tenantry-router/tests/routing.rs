@@ -267,11 +267,46 @@ async fn query_timings_reach_the_catalog() {
     assert!(stats.query_ms_total > 0.0);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn writes_through_the_router_are_held_through_a_move_and_none_is_lost() {
-    let Some(fleet) = Fleet::postgres().await else {
-        return;
-    };
+/// Adds a customer at the tenant's place, whichever engine it is on.
+fn add_customer_anywhere(
+    tx: &mut TenantTx,
+    email: String,
+) -> BoxFuture<'_, Result<(), RouterError>> {
+    Box::pin(async move {
+        let tenant = tx.tenant_id().to_string();
+        match tx.sqlite() {
+            Some(conn) => {
+                sqlx::query("INSERT INTO customers (id, tenant_id, email) VALUES (?, ?, ?)")
+                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(tenant)
+                    .bind(email)
+                    .execute(conn)
+                    .await?;
+            }
+            None => add_customer(tx, &email).await?,
+        }
+        Ok(())
+    })
+}
+
+/// Every customer email the transaction sees, whichever engine it is on.
+async fn emails_anywhere(tx: &mut TenantTx) -> Vec<String> {
+    const EMAILS: &str = "SELECT email FROM customers";
+    match tx.sqlite() {
+        Some(conn) => sqlx::query_scalar(EMAILS).fetch_all(conn).await,
+        None => {
+            sqlx::query_scalar(EMAILS)
+                .fetch_all(tx.postgres().unwrap())
+                .await
+        }
+    }
+    .unwrap()
+}
+
+/// A writer adds the tenant's customers through the router without pause while the tenant
+/// moves `to`: no write fails (the router holds those its old place refuses and follows the
+/// catalog), and each acknowledged write is at the new place exactly once.
+async fn writes_are_held_through_a_move(fleet: Fleet, to: Isolation) {
     let t = fleet.tenant("mover", Isolation::Shared).await;
     fleet.tenant("stayer", Isolation::Shared).await;
     let router = fleet.router(RouterOptions {
@@ -286,11 +321,7 @@ async fn writes_through_the_router_are_held_through_a_move_and_none_is_lost() {
             while !stop.load(Ordering::SeqCst) {
                 let email = format!("w{written}@mover.example");
                 router
-                    .transaction(&key, |tx| {
-                        let email = email.clone();
-                        Box::pin(async move { add_customer(tx, &email).await })
-                            as BoxFuture<'_, Result<(), RouterError>>
-                    })
+                    .transaction(&key, |tx| add_customer_anywhere(tx, email.clone()))
                     .await
                     .unwrap_or_else(|e| panic!("write {written} failed: {e}"));
                 written += 1;
@@ -301,7 +332,7 @@ async fn writes_through_the_router_are_held_through_a_move_and_none_is_lost() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, op) = fleet
         .orch
-        .request_move("mover", Isolation::Schema, None, "test")
+        .request_move("mover", to, None, "test")
         .await
         .unwrap();
     let op = fleet.orch.run(op.id, &NoProgress).await.unwrap();
@@ -313,12 +344,9 @@ async fn writes_through_the_router_are_held_through_a_move_and_none_is_lost() {
 
     // Every write is at the new place, once.
     let moved = fleet.catalog().tenant(t.id).await.unwrap();
-    assert_eq!(moved.isolation, Isolation::Schema);
+    assert_eq!(moved.isolation, to);
     let mut tx = router.begin(&TenantKey::Id(t.id)).await.unwrap();
-    let mut emails: Vec<String> = sqlx::query_scalar("SELECT email FROM customers")
-        .fetch_all(tx.postgres().unwrap())
-        .await
-        .unwrap();
+    let mut emails = emails_anywhere(&mut tx).await;
     emails.sort();
     emails.dedup();
     assert_eq!(
@@ -328,6 +356,19 @@ async fn writes_through_the_router_are_held_through_a_move_and_none_is_lost() {
     );
     tx.commit().await.unwrap();
     router.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_through_the_router_are_held_through_a_move_and_none_is_lost() {
+    let Some(fleet) = Fleet::postgres().await else {
+        return;
+    };
+    writes_are_held_through_a_move(fleet, Isolation::Schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_through_the_router_are_held_through_a_sqlite_move_and_none_is_lost() {
+    writes_are_held_through_a_move(Fleet::sqlite().await, Isolation::Database).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -383,76 +424,5 @@ async fn work_rolled_back_by_a_deadlock_runs_again_and_other_errors_do_not() {
         !refused.is_conflict() && !refused.is_paused_for_move(),
         "{refused}"
     );
-    router.close().await;
-}
-
-fn add_sqlite_customer(tx: &mut TenantTx, email: String) -> BoxFuture<'_, Result<(), RouterError>> {
-    let tenant = tx.tenant_id().to_string();
-    let conn = tx.sqlite().unwrap();
-    Box::pin(async move {
-        sqlx::query("INSERT INTO customers (id, tenant_id, email) VALUES (?, ?, ?)")
-            .bind(uuid::Uuid::new_v4().to_string())
-            .bind(tenant)
-            .bind(email)
-            .execute(conn)
-            .await?;
-        Ok(())
-    })
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn writes_through_the_router_are_held_through_a_sqlite_move_and_none_is_lost() {
-    let fleet = Fleet::sqlite().await;
-    let t = fleet.tenant("mover", Isolation::Shared).await;
-    fleet.tenant("stayer", Isolation::Shared).await;
-    let router = fleet.router(RouterOptions {
-        placement_ttl: Duration::from_millis(200),
-        ..RouterOptions::default()
-    });
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (router, stop, key) = (router.clone(), Arc::clone(&stop), TenantKey::Id(t.id));
-        tokio::spawn(async move {
-            let mut written = 0usize;
-            while !stop.load(Ordering::SeqCst) {
-                let email = format!("w{written}@mover.example");
-                router
-                    .transaction(&key, |tx| add_sqlite_customer(tx, email.clone()))
-                    .await
-                    .unwrap_or_else(|e| panic!("write {written} failed: {e}"));
-                written += 1;
-            }
-            written
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, op) = fleet
-        .orch
-        .request_move("mover", Isolation::Database, None, "test")
-        .await
-        .unwrap();
-    let op = fleet.orch.run(op.id, &NoProgress).await.unwrap();
-    assert_eq!(op.state.to_string(), "succeeded", "{op:?}");
-    // Writes go on at the new place (the old one refuses them; the router follows the catalog).
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::SeqCst);
-    let written = writer.await.unwrap();
-    assert!(written > 0);
-
-    let moved = fleet.catalog().tenant(t.id).await.unwrap();
-    assert_eq!(moved.isolation, Isolation::Database);
-    let mut tx = router.begin(&TenantKey::Id(t.id)).await.unwrap();
-    let mut emails: Vec<String> = sqlx::query_scalar("SELECT email FROM customers")
-        .fetch_all(tx.sqlite().unwrap())
-        .await
-        .unwrap();
-    emails.sort();
-    emails.dedup();
-    assert_eq!(
-        emails.len(),
-        written,
-        "each acknowledged write once at the new place"
-    );
-    tx.commit().await.unwrap();
     router.close().await;
 }
