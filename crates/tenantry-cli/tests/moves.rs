@@ -918,3 +918,38 @@ async fn a_tenant_database_moves_to_a_shard_on_another_server_and_its_compute_fo
     assert_eq!(pass["tenants"]["drifts"], serde_json::json!([]), "{pass:#}");
     env.tenantry(["tenant", "delete", "acme"]).success();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_deleted_in_its_rollback_window_leaves_nothing_at_either_place_on_postgres() {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let env = make_test_env_with(&["--postgres", &server.url]);
+    let acme = env.create("acme", "standard", "eu-west", &[]);
+    let hooli = env.create("hooli", "standard", "eu-west", &[]);
+    let (id, hooli_id) = (
+        acme["id"].as_str().unwrap().to_owned(),
+        hooli["id"].as_str().unwrap().to_owned(),
+    );
+    let shared_db = acme["space"]["database"].as_str().unwrap().to_owned();
+    let mut shared = connect(&server, &shared_db).await;
+    add_customers(&mut shared, "customers", &id, 200).await;
+    add_customers(&mut shared, "customers", &hooli_id, 20).await;
+    env.json(&["tenant", "move", "acme", "--to", "database"]);
+    let database = env.show("acme")["space"]["database"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    env.tenantry(["tenant", "delete", "acme"]).success();
+    assert!(!database_exists(&server, &database).await);
+    assert_eq!(count(&mut shared, "customers", &id).await, 0);
+    let registered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tenantry_move_tenants WHERE tenant_id = $1")
+            .bind(&id)
+            .fetch_one(&mut shared)
+            .await
+            .unwrap();
+    assert_eq!(registered, 0, "no move is left registered");
+    assert_eq!(count(&mut shared, "customers", &hooli_id).await, 20);
+}

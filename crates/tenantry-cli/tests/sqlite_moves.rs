@@ -327,3 +327,44 @@ async fn a_sqlite_move_killed_at_any_step_is_finished_by_ops_resume() {
         neighbour_rows
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_deleted_in_its_rollback_window_leaves_nothing_at_either_place() {
+    let env = make_test_env();
+    let acme = env.create("acme", "standard", "eu-west", &[]);
+    let hooli = env.create("hooli", "standard", "eu-west", &[]);
+    let (id, shared) = (str_of(&acme, "id"), space_path(&acme));
+    let mut conn = open(&shared).await;
+    for n in 0..50 {
+        add_customer(&mut conn, &id, &format!("c{n}@acme.test"))
+            .await
+            .unwrap();
+    }
+    conn.close().await.unwrap();
+    let hooli_rows = tenant_rows(&shared, &str_of(&hooli, "id")).await;
+    env.json(&["tenant", "move", "acme", "--to", "database"]);
+    let own = space_path(&env.show("acme"));
+
+    env.tenantry(["tenant", "delete", "acme"]).success();
+    assert!(!own.exists(), "its own file is removed");
+    assert_eq!(
+        tenant_rows(&shared, &id).await,
+        0,
+        "its old place is emptied"
+    );
+    let mut conn = open(&shared).await;
+    let registered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE 'tenantry_move_%'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    conn.close().await.unwrap();
+    assert_eq!(
+        registered, 0,
+        "no move is left registered in the shared file"
+    );
+    assert_eq!(
+        tenant_rows(&shared, &str_of(&hooli, "id")).await,
+        hooli_rows
+    );
+}

@@ -309,6 +309,33 @@ impl Orchestrator {
             }))
     }
 
+    /// Ends the rollback window of the tenant's last move, for a tenant being deleted: the
+    /// change capture stops at both places, and the old place's data (with, after a residency
+    /// change, its files in the old region) is removed. Nothing to do without such a window.
+    pub(crate) async fn remove_move_window(
+        &self,
+        tenant: &Tenant,
+    ) -> std::result::Result<(), StepError> {
+        let Some(moved) = self
+            .last_move(tenant)
+            .await?
+            .filter(|op| op.kind == OperationKind::Move && op.state == OperationState::Succeeded)
+        else {
+            return Ok(());
+        };
+        let plan = MovePlan::of(&moved)?;
+        self.capture(&plan.source, tenant.id, false).await?;
+        self.capture(&plan.target, tenant.id, false).await?;
+        self.spaces
+            .driver(&plan.source.shard)?
+            .remove(&plan.source, tenant.id)
+            .await?;
+        if let Some((from, _)) = &plan.residency {
+            self.storage.remove(from, tenant.id).await?;
+        }
+        Ok(())
+    }
+
     /// Fails the step when the move was asked to cancel.
     async fn unless_cancelled(&self, op: &Operation) -> std::result::Result<(), StepError> {
         let params = self.catalog.operation(op.id).await?.params;

@@ -371,8 +371,10 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Removes the tenant's space and forgets its credentials.
+    /// Removes the tenant's space (and the old place of a move still in its rollback window)
+    /// and forgets its credentials.
     async fn remove_space(&self, t: &Tenant) -> Result<(), StepError> {
+        self.remove_move_window(t).await?;
         if let Some(space) = &t.space {
             self.spaces
                 .driver(&space.shard)?
