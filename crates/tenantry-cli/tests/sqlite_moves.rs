@@ -168,6 +168,18 @@ async fn a_tenant_moves_from_the_shared_file_to_a_file_of_its_own_and_back_while
     if let Some(refused) = &written.refused {
         assert!(refused.contains("is being moved"), "{refused}");
     }
+    // Another move waits for this one to end.
+    let out = env
+        .command()
+        .args(["tenant", "move", "acme", "--to", "shared"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("--complete"),
+        "{}",
+        stderr_of(&out)
+    );
     // The old file refuses the tenant's writes, not its neighbour's; nothing of the neighbour
     // went along.
     let mut conn = open(&shared).await;

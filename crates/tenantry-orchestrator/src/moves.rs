@@ -123,6 +123,16 @@ impl Orchestrator {
         let Some(source) = tenant.space.clone() else {
             return bad(format!("tenant {slug} has no space to move"));
         };
+        // One move at a time: a switched move keeps its old place until it is completed or
+        // rolled back, and a new one would leave that place behind.
+        if let Some(last) = self.last_move(&tenant).await?
+            && last.kind == OperationKind::Move
+            && last.state == OperationState::Succeeded
+        {
+            return bad(format!(
+                "tenant {slug}'s last move is in its rollback window: `tenantry tenant move {slug} --complete` (or `--rollback`) first"
+            ));
+        }
         let target_shard = match shard {
             Some(name) => {
                 let shard = self
