@@ -380,3 +380,32 @@ async fn a_tenant_deleted_in_its_rollback_window_leaves_nothing_at_either_place(
         hooli_rows
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_downgrade_moves_a_tenant_from_its_own_file_into_the_shared_one() {
+    let env = make_test_env();
+    let neighbour = env.create("neighbour", "standard", "eu-west", &[]);
+    let globex = env.create("globex", "premium", "eu-west", &[]);
+    let (id, own, shared) = (
+        str_of(&globex, "id"),
+        space_path(&globex),
+        space_path(&neighbour),
+    );
+    let mut conn = open(&own).await;
+    for n in 0..40 {
+        add_customer(&mut conn, &id, &format!("c{n}@globex.test"))
+            .await
+            .unwrap();
+    }
+    conn.close().await.unwrap();
+    let before = emails(&own, &id).await;
+
+    let changed = env.json(&["tenant", "update", "globex", "--plan", "standard"]);
+    assert_eq!(changed["tenant"]["plan"], "standard", "{changed:#}");
+    let shown = env.show("globex");
+    assert_eq!(shown["isolation"], "shared", "{shown:#}");
+    assert_eq!(emails(&shared, &id).await, before);
+    env.json(&["tenant", "move", "globex", "--complete"]);
+    assert!(!own.exists(), "its own file goes once the move completes");
+    assert_eq!(emails(&shared, &id).await, before);
+}

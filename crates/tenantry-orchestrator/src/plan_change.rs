@@ -14,7 +14,7 @@ use tenantry_catalog::model::{
     NewOperation, Operation, OperationKind, PlanChange, Tenant, TenantUpdate,
 };
 use tenantry_core::placement::{self, Placement};
-use tenantry_core::{Compute, Isolation, TenantState};
+use tenantry_core::{Compute, TenantState};
 use uuid::Uuid;
 
 /// The steps of an update.
@@ -85,11 +85,6 @@ impl Orchestrator {
         }
         let (placement, change) = self.placement_under(&tenant, plan)?;
         if placement.isolation != tenant.isolation {
-            if placement.isolation == Isolation::Shared {
-                return Err(OrchestratorError::InvalidRequest(format!(
-                    "plan {plan} places tenant {slug} in the shared database, and moves into the shared database are not supported yet: keep its plan, or pin its isolation with [placement.overrides.{slug}]"
-                )));
-            }
             let (_, op) = self
                 .request_move(slug, placement.isolation, None, actor)
                 .await?;
