@@ -424,6 +424,24 @@ impl PgSpaces {
         Ok(credentials)
     }
 
+    /// Waits (a few seconds at most) until no session is left in `database`: a closed
+    /// connection's backend exits a moment after its client left, and until it has, the
+    /// database cannot be renamed — which a pooled database must allow at once, in any process.
+    async fn wait_for_no_sessions(&self, database: &str) -> Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let sessions: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(database)
+                    .fetch_one(self.admin().await)
+                    .await?;
+            if sessions == 0 || std::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     async fn drop_database(&self, database: &str) -> Result<()> {
         self.space_connections.forget(database).await;
         let admin = self.admin().await;
@@ -781,6 +799,7 @@ impl SpaceDriver for PgSpaces {
                     database: &database,
                 })
                 .await?;
+            self.wait_for_no_sessions(&database).await?;
             Ok(PooledDatabase {
                 database: database.clone(),
                 credentials,
