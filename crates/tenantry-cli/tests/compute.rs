@@ -583,3 +583,46 @@ async fn on_postgres_dedicated_compute_reaches_only_its_own_database_a_lost_role
         "{licence:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_is_reconciled_in_slices_each_tenant_in_turn() {
+    let env = make_test_env();
+    let tenants: Vec<Value> = ["t-a", "t-b", "t-c"]
+        .iter()
+        .map(|slug| env.create(slug, "standard", "eu-west", &[]))
+        .collect();
+    for tenant in &tenants {
+        std::fs::remove_dir_all(env.storage_folder(tenant)).unwrap();
+    }
+    // One tenant a pass, a pass a second: the three are repaired over three passes.
+    let server = Server::start(
+        &env,
+        &[
+            ("TENANTRY_RECONCILER__INTERVAL_SECS", "1"),
+            ("TENANTRY_RECONCILER__TENANTS_PER_PASS", "1"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tenants.iter().all(|t| env.storage_folder(t).exists()) {
+        assert!(Instant::now() < deadline, "not every tenant was repaired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let reader = env.json(&["token", "create", "--scope", "reader", "--name", "watcher"]);
+    let report: Value = http()
+        .get(server.url("/api/v1/reconciliation"))
+        .bearer_auth(reader["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["tenants"], 1, "{report:#}");
+    let repaired: Vec<String> = tenants
+        .iter()
+        .flat_map(|t| env.events(&str_of(t, "slug")))
+        .filter(|e| e["event_type"] == "DriftRepaired")
+        .map(|e| str_of(&e["payload"], "kind"))
+        .collect();
+    assert_eq!(repaired, ["storage_missing"; 3]);
+}

@@ -181,12 +181,17 @@ pub struct ReconcilerConfig {
     /// Seconds between passes; 0 turns the reconciler off.
     #[serde(default = "default_reconciler_interval")]
     pub interval_secs: u64,
+    /// Tenants each pass looks at, the next ones each time (a fleet of 20,000 with 2,000 per
+    /// pass is covered every ten passes); 0: every tenant every pass.
+    #[serde(default)]
+    pub tenants_per_pass: usize,
 }
 
 impl Default for ReconcilerConfig {
     fn default() -> Self {
         Self {
             interval_secs: default_reconciler_interval(),
+            tenants_per_pass: 0,
         }
     }
 }

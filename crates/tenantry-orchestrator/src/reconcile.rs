@@ -93,6 +93,8 @@ pub struct ReconcileReport {
     pub dry_run: bool,
     pub tenants: usize,
     pub drifts: Vec<TenantDrift>,
+    /// The last tenant of the pass's slice of the fleet: where the next slice starts.
+    pub last: Option<tenantry_core::TenantId>,
 }
 
 /// A difference found, before it is repaired.
@@ -106,17 +108,39 @@ impl Orchestrator {
     /// One reconcile pass over every tenant (see the module's documentation). With `dry_run`,
     /// finds and reports, and changes nothing.
     pub async fn reconcile_tenants(&self, dry_run: bool) -> Result<ReconcileReport> {
+        self.reconcile_slice(dry_run, None, usize::MAX).await
+    }
+
+    /// A reconcile pass over at most `limit` tenants: the next ones after `after` in id order,
+    /// wrapping around to the first, so that a fleet too large for one pass is covered by
+    /// several (the report's `last` is where the next one starts).
+    pub async fn reconcile_slice(
+        &self,
+        dry_run: bool,
+        after: Option<tenantry_core::TenantId>,
+        limit: usize,
+    ) -> Result<ReconcileReport> {
         let started_at = Utc::now();
-        let tenants = self
+        let mut fleet = self
             .catalog
             .tenants(&TenantFilter {
                 include_deleted: true,
                 ..TenantFilter::default()
             })
             .await?;
+        fleet.sort_by_key(|t| t.id);
+        let start = after.map_or(0, |after| fleet.partition_point(|t| t.id <= after));
+        let slice: Vec<Tenant> = fleet
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(limit.min(fleet.len()))
+            .cloned()
+            .collect();
+        let last = slice.last().map(|t| t.id);
         let mut drifts = Vec::new();
         let mut looked_at = 0;
-        for tenant in tenants {
+        for tenant in slice {
             if !matches!(
                 tenant.state,
                 TenantState::Active | TenantState::Suspended | TenantState::Deleted
@@ -150,6 +174,7 @@ impl Orchestrator {
             dry_run,
             tenants: looked_at,
             drifts,
+            last,
         })
     }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tenantry_api::AppState;
 use tenantry_api::tokens::CatalogTokens;
+use tenantry_core::TenantId;
 use tenantry_events::relay::Relay;
 use tenantry_orchestrator::{NoProgress, Orchestrator, OrchestratorError};
 use tokio::sync::{Notify, watch};
@@ -87,11 +88,23 @@ async fn reconcile_infrastructure(orch: Arc<Orchestrator>) {
     }
 }
 
-/// Compares every tenant's declared state with what it observes, repairs the difference, and
-/// keeps the report for `/api/v1/reconciliation`.
-async fn reconcile_tenants(orch: Arc<Orchestrator>, report: Reconciliation) {
-    match orch.reconcile_tenants(false).await {
+/// Compares tenants' declared state with what it observes — every tenant, or the next
+/// `per_pass` after `cursor` — repairs the difference, and keeps the report for
+/// `/api/v1/reconciliation`.
+async fn reconcile_tenants(
+    orch: Arc<Orchestrator>,
+    report: Reconciliation,
+    per_pass: usize,
+    cursor: Arc<std::sync::Mutex<Option<TenantId>>>,
+) {
+    let after = *cursor.lock().expect("cursor lock");
+    let pass = match per_pass {
+        0 => orch.reconcile_tenants(false).await,
+        n => orch.reconcile_slice(false, after, n).await,
+    };
+    match pass {
         Ok(pass) => {
+            *cursor.lock().expect("cursor lock") = pass.last;
             if !pass.drifts.is_empty() {
                 tracing::info!(
                     tenants = pass.tenants,
@@ -213,11 +226,19 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         ))
     });
     let tenant_reconciler = (config.reconciler.interval_secs > 0).then(|| {
-        let orch = orch.clone();
+        let (orch, cursor) = (orch.clone(), Arc::default());
+        let per_pass = config.reconciler.tenants_per_pass;
         tokio::spawn(every(
             Duration::from_secs(config.reconciler.interval_secs),
             stop_rx.clone(),
-            move || reconcile_tenants(orch.clone(), reconciliation.clone()),
+            move || {
+                reconcile_tenants(
+                    orch.clone(),
+                    reconciliation.clone(),
+                    per_pass,
+                    Arc::clone(&cursor),
+                )
+            },
         ))
     });
     let auto_moves = config.placement.auto_move.as_ref().map(|auto| {
