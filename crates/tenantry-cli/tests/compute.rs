@@ -28,6 +28,20 @@ fn kill(pid: u32) {
     assert!(!alive(pid), "process {pid} survived kill -9");
 }
 
+/// `GET /api/v1/reconciliation` of a running `tenantry serve`: its last tenant reconcile pass.
+async fn last_reconciliation(env: &Env, server: &Server) -> Value {
+    let reader = env.json(&["token", "create", "--scope", "reader", "--name", "watcher"]);
+    http()
+        .get(server.url("/api/v1/reconciliation"))
+        .bearer_auth(reader["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -170,16 +184,7 @@ async fn a_dedicated_tenant_runs_its_own_storefront_process_through_its_lifecycl
         emails(&endpoint, None).await,
         ["ann@acme.test", "bob@acme.test"]
     );
-    let reader = env.json(&["token", "create", "--scope", "reader", "--name", "watcher"]);
-    let report: Value = http()
-        .get(server.url("/api/v1/reconciliation"))
-        .bearer_auth(reader["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = last_reconciliation(&env, &server).await;
     assert!(report["drifts"].is_array(), "{report:#}");
     let events = env.events("acme");
     assert!(
@@ -607,16 +612,7 @@ async fn a_fleet_is_reconciled_in_slices_each_tenant_in_turn() {
         assert!(Instant::now() < deadline, "not every tenant was repaired");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let reader = env.json(&["token", "create", "--scope", "reader", "--name", "watcher"]);
-    let report: Value = http()
-        .get(server.url("/api/v1/reconciliation"))
-        .bearer_auth(reader["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = last_reconciliation(&env, &server).await;
     assert_eq!(report["tenants"], 1, "{report:#}");
     let repaired: Vec<String> = tenants
         .iter()
