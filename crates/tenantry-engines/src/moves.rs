@@ -28,6 +28,16 @@ pub struct TableChecksum {
     pub checksum: String,
 }
 
+impl TableChecksum {
+    /// This table's count and checksum (the source's) beside `target`'s, in words.
+    pub fn beside(&self, target: &TableChecksum) -> String {
+        format!(
+            "{}: {} rows (checksum {}) at the source, {} rows (checksum {}) at the target",
+            self.table, self.rows, self.checksum, target.rows, target.checksum
+        )
+    }
+}
+
 /// Where two sides' rows of a table differ, in words: runs of consecutive rows of the source
 /// (in key order) that are missing or different at the target, as key ranges, then rows only
 /// the target has. At most `limit` entries, the rest counted.

@@ -125,10 +125,7 @@ impl Orchestrator {
         };
         // One move at a time: a switched move keeps its old place until it is completed or
         // rolled back, and a new one would leave that place behind.
-        if let Some(last) = self.last_move(&tenant).await?
-            && last.kind == OperationKind::Move
-            && last.state == OperationState::Succeeded
-        {
+        if self.move_in_window(&tenant).await?.is_some() {
             return bad(format!(
                 "tenant {slug}'s last move is in its rollback window: `tenantry tenant move {slug} --complete` (or `--rollback`) first"
             ));
@@ -326,11 +323,7 @@ impl Orchestrator {
         &self,
         tenant: &Tenant,
     ) -> std::result::Result<(), StepError> {
-        let Some(moved) = self
-            .last_move(tenant)
-            .await?
-            .filter(|op| op.kind == OperationKind::Move && op.state == OperationState::Succeeded)
-        else {
+        let Some(moved) = self.move_in_window(tenant).await? else {
             return Ok(());
         };
         let plan = MovePlan::of(&moved)?;
@@ -344,6 +337,15 @@ impl Orchestrator {
             self.storage.remove(from, tenant.id).await?;
         }
         Ok(())
+    }
+
+    /// The tenant's last move when it is in its rollback window: switched, and neither
+    /// completed nor rolled back since.
+    pub(crate) async fn move_in_window(&self, tenant: &Tenant) -> Result<Option<Operation>> {
+        Ok(self
+            .last_move(tenant)
+            .await?
+            .filter(|op| op.kind == OperationKind::Move && op.state == OperationState::Succeeded))
     }
 
     /// Fails the step when the move was asked to cancel.
@@ -368,11 +370,7 @@ impl Orchestrator {
         actor: &str,
     ) -> Result<(Tenant, Operation)> {
         let tenant = self.catalog.tenant_by_slug(slug).await?;
-        let last = self.last_move(&tenant).await?;
-        let Some(moved) = last.filter(|op| {
-            op.kind == OperationKind::Move
-                && op.state == tenantry_catalog::model::OperationState::Succeeded
-        }) else {
+        let Some(moved) = self.move_in_window(&tenant).await? else {
             return Err(OrchestratorError::InvalidRequest(format!(
                 "tenant {slug} has no move to complete or roll back: `tenantry tenant move {slug} --to …` first"
             )));
@@ -873,12 +871,7 @@ fn same_rows(
         .iter()
         .zip(at_target)
         .filter(|(a, b)| a != b)
-        .map(|(a, b)| {
-            format!(
-                "{}: {} rows (checksum {}) at the source, {} rows (checksum {}) at the target",
-                a.table, a.rows, a.checksum, b.rows, b.checksum
-            )
-        })
+        .map(|(a, b)| a.beside(b))
         .collect();
     if differing.is_empty() {
         Ok(())

@@ -883,16 +883,7 @@ struct Difference {
 fn describe(differences: &[Difference], of: &str) -> String {
     let counts: Vec<String> = differences
         .iter()
-        .map(|d| {
-            format!(
-                "{}: {} rows (checksum {}) at the source, {} rows (checksum {}) at the target",
-                d.at_source.table,
-                d.at_source.rows,
-                d.at_source.checksum,
-                d.at_target.rows,
-                d.at_target.checksum
-            )
-        })
+        .map(|d| d.at_source.beside(&d.at_target))
         .collect();
     let rows: Vec<String> = differences
         .iter()
