@@ -234,9 +234,14 @@ impl SqliteSpaces {
         limit: i64,
     ) -> Result<(usize, Option<Value>)> {
         let mut conn = self.open_move(source, target).await?;
-        let copied = copy_rows(&mut conn, tenant, table, after, limit).await;
+        // The write lock up front, as for every write of the mover: a statement that reads
+        // first and writes second fails at once (SQLITE_BUSY, no waiting) when another writer
+        // committed in between — the way back copies into a file its neighbours write.
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let copied = copy_rows(&mut tx, tenant, table, after, limit).await?;
+        tx.commit().await?;
         conn.close().await?;
-        copied
+        Ok(copied)
     }
 
     /// Applies up to `limit` of the tenant's logged changes, oldest first, from `source` to
