@@ -309,7 +309,7 @@ impl PgSpaces {
             .get_or_init(|| async {
                 // Statements that carry password verifiers go through this pool: sqlx does not
                 // log its statements; the driver logs what it does, by name.
-                PgPoolOptions::new()
+                super::connections::ping_when_idle(PgPoolOptions::new())
                     .max_connections(ADMIN_POOL_SIZE)
                     .min_connections(0)
                     .idle_timeout(IDLE_TIMEOUT)
