@@ -284,16 +284,16 @@ async fn insert_operation(
         }
         return Err(e.into());
     }
-    for (idx, name) in op.steps.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO operation_steps (operation_id, idx, name, state) VALUES ($1, $2, $3, 'pending')",
-        )
-        .bind(op.id)
-        .bind(idx as i64)
-        .bind(*name)
-        .execute(&mut *conn)
-        .await?;
-    }
+    // Every step in one round trip.
+    sqlx::query(
+        "INSERT INTO operation_steps (operation_id, idx, name, state)
+         SELECT $1, step.idx - 1, step.name, 'pending'
+         FROM unnest($2::text[]) WITH ORDINALITY AS step (name, idx)",
+    )
+    .bind(op.id)
+    .bind(&op.steps)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -1667,5 +1667,28 @@ impl CatalogStore for PgCatalog {
     ) -> Result<()> {
         // Relaxed like every lone step mark (see `relaxed_commit`), in one round trip.
         mark_step(&self.pool, id, idx, state, error, Utc::now(), true).await
+    }
+
+    async fn start_step(&self, id: Uuid, idx: i64, done: Option<i64>) -> Result<()> {
+        let Some(done) = done else {
+            return self.set_step_state(id, idx, StepState::Running, None).await;
+        };
+        // Both marks in one statement and round trip, relaxed (see `relaxed_commit`).
+        sqlx::query(
+            "WITH commit_mode AS (SELECT set_config('synchronous_commit', 'off', true))
+             UPDATE operation_steps SET
+                 state = CASE WHEN idx = $2 THEN 'running' ELSE 'done' END,
+                 attempts = attempts + CASE WHEN idx = $2 THEN 1 ELSE 0 END,
+                 started_at = CASE WHEN idx = $2 THEN $4 ELSE started_at END,
+                 finished_at = CASE WHEN idx = $2 THEN NULL ELSE $4 END
+             WHERE operation_id = $1 AND idx IN ($2, $3) AND EXISTS (SELECT FROM commit_mode)",
+        )
+        .bind(id)
+        .bind(idx)
+        .bind(done)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

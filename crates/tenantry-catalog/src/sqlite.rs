@@ -845,6 +845,17 @@ impl CatalogStore for SqliteCatalog {
         let mut conn = self.pool.acquire().await?;
         mark_step(&mut conn, id, idx, state, error, Utc::now()).await
     }
+
+    async fn start_step(&self, id: Uuid, idx: i64, done: Option<i64>) -> Result<()> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        if let Some(done) = done {
+            mark_step(&mut tx, id, done, StepState::Done, None, now).await?;
+        }
+        mark_step(&mut tx, id, idx, StepState::Running, None, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
     async fn add_shard(&self, s: &ShardConfig) -> Result<Shard> {
         let inserted = sqlx::query(
             "INSERT INTO shards (name, region, engine, url, directory, capacity, state, source, created_at)

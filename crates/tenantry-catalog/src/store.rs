@@ -240,4 +240,7 @@ pub trait CatalogStore: Send + Sync + 'static {
         state: StepState,
         error: Option<String>,
     ) -> Result<()>;
+    /// Marks step `idx` of operation `id` running and, when given, step `done` done, in one
+    /// write: a runner writes a finished step's mark with the next step's start.
+    async fn start_step(&self, id: Uuid, idx: i64, done: Option<i64>) -> Result<()>;
 }

@@ -72,6 +72,7 @@ both!(
     events_are_in_lifecycle_order_per_tenant,
     the_outbox_never_skips_an_event_under_concurrent_writes,
     one_open_operation_per_tenant,
+    step_marks_record_attempts_and_times,
     leases_are_exclusive_until_they_expire,
     concurrent_workers_claim_each_operation_once,
     claim_next_takes_over_expired_leases_only,
@@ -511,6 +512,41 @@ async fn the_outbox_never_skips_an_event_under_concurrent_writes(c: Arc<dyn Cata
 }
 
 // --- operations ---
+
+async fn step_marks_record_attempts_and_times(c: Arc<dyn CatalogStore>) {
+    let (_, op) = create(&*c, "acme", Isolation::Shared).await;
+    let states = |op: &Operation| -> Vec<(StepState, i64)> {
+        op.steps.iter().map(|s| (s.state, s.attempts)).collect()
+    };
+    c.start_step(op.id, 0, None).await.unwrap();
+    c.set_step_state(op.id, 0, StepState::Running, None)
+        .await
+        .unwrap();
+    let read = c.operation(op.id).await.unwrap();
+    assert_eq!(
+        states(&read),
+        [(StepState::Running, 2), (StepState::Pending, 0)]
+    );
+    assert!(read.steps[0].started_at.is_some() && read.steps[0].finished_at.is_none());
+
+    // The next step's start writes the previous one's `done` with it.
+    c.start_step(op.id, 1, Some(0)).await.unwrap();
+    let read = c.operation(op.id).await.unwrap();
+    assert_eq!(
+        states(&read),
+        [(StepState::Done, 2), (StepState::Running, 1)]
+    );
+    assert_eq!(read.steps[0].finished_at, read.steps[1].started_at);
+    assert!(read.steps[0].started_at <= read.steps[0].finished_at);
+
+    c.set_step_state(op.id, 1, StepState::Failed, Some("it broke".into()))
+        .await
+        .unwrap();
+    let read = c.operation(op.id).await.unwrap();
+    assert_eq!(read.steps[1].state, StepState::Failed);
+    assert_eq!(read.steps[1].last_error.as_deref(), Some("it broke"));
+    assert!(read.steps[1].finished_at.is_some());
+}
 
 async fn one_open_operation_per_tenant(c: Arc<dyn CatalogStore>) {
     let (t, op) = create(&*c, "acme", Isolation::Shared).await;

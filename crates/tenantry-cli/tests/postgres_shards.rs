@@ -322,6 +322,48 @@ async fn shards_isolation_rls_pool_and_residency() {
         .map(|s| s["available"].as_i64().unwrap())
         .sum();
     assert_eq!(available, 0, "all three came from the pool: {status}");
+    // Each keeps its pooled database's name, reached with its own sealed role.
+    assert!(
+        dbs.iter().all(|db| db.starts_with("tenant_pool_")),
+        "{dbs:?}"
+    );
+
+    // A pooled database dropped by hand leaves the pool when a provisioning claims it; that
+    // tenant gets a database created for it.
+    env.ok(&["pool", "fill", "--shard", "us-east-1", "--count", "1"]);
+    let pooled: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'tenant\\_pool\\_%'",
+    )
+    .fetch_all(&mut us)
+    .await
+    .unwrap();
+    let gone: Vec<&String> = pooled.iter().filter(|db| !dbs.contains(*db)).collect();
+    assert_eq!(gone.len(), 1, "{pooled:?}");
+    for statement in ["DROP DATABASE {} WITH (FORCE)", "DROP ROLE {}"] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(
+            statement.replace("{}", &format!("\"{}\"", gone[0])),
+        ))
+        .execute(&mut us)
+        .await
+        .unwrap();
+    }
+    env.ok(&[
+        "tenant", "create", "p4", "--plan", "premium", "--region", "us-east",
+    ]);
+    let p4 = env.tenant("p4");
+    assert_eq!(
+        p4["space"]["database"].as_str().unwrap(),
+        format!("tenant_{}", p4["id"].as_str().unwrap().replace('-', ""))
+    );
+    let status = env.json(&["pool", "status"]);
+    assert!(
+        status
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["available"] == 0 && s["claimed"] == 0),
+        "the missing database left the pool: {status}"
+    );
 
     // Delete drops the database and the role.
     env.ok(&["tenant", "delete", "hooli"]);

@@ -25,3 +25,16 @@ pub struct Space {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
 }
+
+impl Space {
+    /// A PostgreSQL database of a tenant's own: `database` on `shard`.
+    pub fn dedicated_database(shard: &str, database: &str) -> Self {
+        Space {
+            kind: Isolation::Database,
+            shard: shard.to_owned(),
+            path: None,
+            database: Some(database.to_owned()),
+            schema: None,
+        }
+    }
+}

@@ -146,10 +146,10 @@ pub trait SpaceDriver: Send + Sync + 'static {
     /// Engines without a warm pool (SQLite) return [`SpaceError::NoWarmPool`].
     async fn create_pooled(&self) -> Result<PooledDatabase>;
 
-    /// Turns a pooled database into `tenant`'s database space. Given the pooled database's
-    /// credentials (as [`Self::create_pooled`] returned them), a driver may hand over the pooled
-    /// role's password — never handed to anyone — where it stays valid; otherwise, and when the
-    /// database was already adopted (a resumed step), the role gets a fresh password.
+    /// Turns a pooled database into `tenant`'s database space, as it is (its name and role
+    /// stay). Given the pooled database's credentials (as [`Self::create_pooled`] returned
+    /// them), a driver hands over the pooled role's password — never handed to anyone — where
+    /// it is valid; otherwise the role gets a fresh password.
     /// Engines without a warm pool (SQLite) return [`SpaceError::NoWarmPool`].
     async fn adopt(
         &self,
@@ -157,6 +157,13 @@ pub trait SpaceDriver: Send + Sync + 'static {
         tenant: TenantId,
         pooled_credentials: Option<&Credentials>,
     ) -> Result<(Space, Credentials)>;
+
+    /// Keeps a warmed connection into each of the first pooled databases of `pooled` (the free
+    /// ones, in the order claims take them), so that the provisioning that claims one starts
+    /// on a warm backend. Nothing on engines without a warm pool.
+    async fn keep_warm(&self, _pooled: &[String]) -> Result<()> {
+        Ok(())
+    }
 
     /// Applies the application's pending migrations; returns the resulting version.
     async fn migrate(&self, space: &Space) -> Result<Option<i64>>;

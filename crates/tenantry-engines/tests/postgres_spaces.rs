@@ -591,7 +591,7 @@ async fn a_database_tenants_role_reaches_its_own_database_only() {
 }
 
 #[tokio::test]
-async fn a_pooled_database_is_adopted_with_a_renamed_role_and_its_password_handed_over() {
+async fn a_pooled_database_is_adopted_as_it_is_with_its_password_handed_over() {
     let Some(server) = TestServer::start().await else {
         return;
     };
@@ -614,37 +614,45 @@ async fn a_pooled_database_is_adopted_with_a_renamed_role_and_its_password_hande
         .await,
         None
     );
+    // Warm connections are kept into the first pooled databases: they do not stand in the way
+    // of anything below (an adoption renames nothing).
+    driver
+        .keep_warm(&[first.database.clone(), second.database.clone()])
+        .await
+        .unwrap();
 
     let tenant = TenantId::generate();
     let (space, credentials) = driver
         .adopt(&first.database, tenant, Some(&first.credentials))
         .await
         .unwrap();
-    assert_eq!(space, driver.locate(tenant, Isolation::Database).unwrap());
-    let database = space.database.clone().unwrap();
-    assert_eq!(credentials.role, database);
+    assert_eq!(
+        space,
+        Space::dedicated_database(&space.shard, &first.database)
+    );
+    assert_eq!(credentials.role, first.database);
     let status = driver.status(&space, tenant).await.unwrap();
     assert_eq!((status.exists, status.schema_version), (true, Some(4)));
+    // The warm-up ran the seeds and the first admin in a transaction it rolled back.
+    let mut inside = admin_on(&server, &first.database).await;
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM tenantry_seeds)
+              + (SELECT count(*) FROM store_settings)",
+    )
+    .fetch_one(&mut inside)
+    .await
+    .unwrap();
+    assert_eq!(rows, 0, "the warm-up left nothing behind");
+    inside.close().await.unwrap();
     assert!(driver.pending_migrations(&space).await.unwrap().is_empty());
 
-    let mut admin = admin_on(&server, "postgres").await;
-    assert_eq!(databases_and_roles(&mut admin, &database).await, (1, 1));
-    assert_eq!(
-        databases_and_roles(&mut admin, &first.database).await,
-        (0, 0)
-    );
-    assert_eq!(
-        databases_and_roles(&mut admin, &second.database).await,
-        (1, 1)
-    );
-
-    // The pooled role's password is handed over (never given to anyone before), under the new
-    // name, which works, with privileges on the tables; the old name is gone.
+    // The pooled role's password is handed over (never given to anyone before): it works,
+    // with privileges on the tables.
     assert_eq!(
         credentials.password.expose_secret(),
         first.credentials.password.expose_secret()
     );
-    let mut own = PgConnection::connect(&credentials_url(&server, &credentials, &database))
+    let mut own = PgConnection::connect(&credentials_url(&server, &credentials, &first.database))
         .await
         .unwrap();
     sqlx::query("INSERT INTO customers (tenant_id, email) VALUES ($1, 'ann@a.example')")
@@ -653,40 +661,44 @@ async fn a_pooled_database_is_adopted_with_a_renamed_role_and_its_password_hande
         .await
         .unwrap();
     own.close().await.unwrap();
-    assert!(
-        connect_refusal(&credentials_url(&server, &first.credentials, &database))
-            .await
-            .is_some()
-    );
 
-    // Adopting again (a resumed step) only resets the password: a fresh one.
-    let (again, fresh) = driver
-        .adopt(&first.database, tenant, Some(&first.credentials))
-        .await
-        .unwrap();
+    // Without the pooled credentials, the role gets a fresh password and the old one stops
+    // working.
+    let (again, fresh) = driver.adopt(&first.database, tenant, None).await.unwrap();
     assert_eq!(again, space);
     assert_ne!(
         fresh.password.expose_secret(),
         credentials.password.expose_secret()
     );
     assert_eq!(
-        connect_refusal(&credentials_url(&server, &credentials, &database))
+        connect_refusal(&credentials_url(&server, &credentials, &first.database))
             .await
             .as_deref(),
         Some("28P01")
     );
     assert_eq!(
-        connect_refusal(&credentials_url(&server, &fresh, &database)).await,
+        connect_refusal(&credentials_url(&server, &fresh, &first.database)).await,
         None
     );
 
-    // Then it is an ordinary database space.
+    // Then it is an ordinary database space: seeded, with its admin, then removed with its
+    // role, the other pooled database untouched.
     assert_eq!(driver.seed(&space, tenant, &slug()).await.unwrap(), 1);
     driver
         .bootstrap_admin(&space, tenant, "admin@acme.example")
         .await
         .unwrap();
     assert_eq!(driver.status(&space, tenant).await.unwrap().admins, 1);
+    driver.remove(&space, tenant).await.unwrap();
+    let mut admin = admin_on(&server, "postgres").await;
+    assert_eq!(
+        databases_and_roles(&mut admin, &first.database).await,
+        (0, 0)
+    );
+    assert_eq!(
+        databases_and_roles(&mut admin, &second.database).await,
+        (1, 1)
+    );
 
     // Only pooled databases can be adopted.
     for not_pooled in ["postgres", "tenant_pool_gone", "tenant_pool_X; DROP"] {
@@ -972,7 +984,8 @@ async fn driver_backends(admin: &mut PgConnection, database: &str) -> Vec<(i32, 
 }
 
 #[tokio::test]
-async fn one_connection_serves_consecutive_calls_into_a_space_but_never_a_pooled_database() {
+async fn one_connection_serves_consecutive_calls_into_a_space_and_a_claimed_pooled_database_starts_warm()
+ {
     let Some(server) = TestServer::start().await else {
         return;
     };
@@ -988,16 +1001,25 @@ async fn one_connection_serves_consecutive_calls_into_a_space_but_never_a_pooled
     driver.status(&space, tenant).await.unwrap();
     assert_eq!(driver_backends(&mut admin, &database).await, parked);
 
-    // A pooled database has no session left once filled: it can be renamed at once (by any
-    // process), which adoption does.
+    // The next pooled database to be claimed has a warm connection waiting, and the tenant
+    // that adopts it works through that one: seeds, first admin and status start on a warm
+    // backend.
     let pooled = driver.create_pooled().await.unwrap();
-    assert!(
-        driver_backends(&mut admin, &pooled.database)
-            .await
-            .is_empty()
-    );
+    driver
+        .keep_warm(std::slice::from_ref(&pooled.database))
+        .await
+        .unwrap();
+    let warm = driver_backends(&mut admin, &pooled.database).await;
+    assert_eq!(warm.len(), 1, "{warm:?}");
+    driver
+        .keep_warm(std::slice::from_ref(&pooled.database))
+        .await
+        .unwrap();
+    assert_eq!(driver_backends(&mut admin, &pooled.database).await, warm);
     let other = TenantId::generate();
-    driver.adopt(&pooled.database, other, None).await.unwrap();
+    let (adopted, _) = driver.adopt(&pooled.database, other, None).await.unwrap();
+    provision(&driver, &adopted, other).await;
+    assert_eq!(driver_backends(&mut admin, &pooled.database).await, warm);
 
     // Removal closes what is parked rather than leave it to be killed.
     driver.remove(&space, tenant).await.unwrap();

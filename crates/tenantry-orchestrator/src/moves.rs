@@ -189,7 +189,14 @@ impl Orchestrator {
                 to_driver.engine()
             ));
         }
-        let target = to_driver.locate(tenant.id, to)?;
+        let target = match (source.kind, to, source.database.as_deref()) {
+            // A PostgreSQL database of its own keeps its name (and its role's) on the other
+            // server: one adopted from the warm pool is not named after the tenant.
+            (Isolation::Database, Isolation::Database, Some(database)) => {
+                Space::dedicated_database(&target_shard, database)
+            }
+            _ => to_driver.locate(tenant.id, to)?,
+        };
         if target == source {
             return bad(format!(
                 "tenant {slug} already lives there ({} on {})",

@@ -177,6 +177,10 @@ impl Orchestrator {
     ) -> std::result::Result<(), StepsFailed> {
         // The lease was taken just before; nobody else can hold it until it expires.
         let mut claimed_at = Instant::now();
+        // A step done whose mark is owed: written with the next step's start, a round trip
+        // saved per step. A crash in between runs that step again, as a crash just before its
+        // mark would (steps are idempotent).
+        let mut owed_done: Option<i64> = None;
         for step in op.steps.iter().filter(|s| s.state != StepState::Done) {
             let name = step.name.as_str();
             let fail = |e: StepError| StepsFailed::Permanent(name.to_owned(), e.message);
@@ -192,11 +196,12 @@ impl Orchestrator {
             let started = Instant::now();
             progress.step_started(op, step.idx as usize, name);
             let outcome = self
-                .run_one(op, step.idx, name, progress)
+                .run_one(op, step.idx, name, owed_done, progress)
                 .instrument(span)
                 .await;
             match outcome {
-                Ok(()) => {
+                Ok(checkpointed) => {
+                    owed_done = (!checkpointed).then_some(step.idx);
                     let took = started.elapsed();
                     tracing::info!(step = name, took_ms = took.as_millis() as u64, "step done");
                     metrics::histogram!("tenantry_step_duration_seconds", "step" => name.to_owned())
@@ -204,6 +209,14 @@ impl Orchestrator {
                     progress.step_finished(op, step.idx as usize, name, took);
                 }
                 Err(e) => {
+                    // The step may have failed before writing its start (a failpoint): the
+                    // previous step's mark is written first, or a rollback would miss it.
+                    if let Some(done) = owed_done {
+                        let _ = self
+                            .catalog
+                            .set_step_state(op.id, done, StepState::Done, None)
+                            .await;
+                    }
                     let _ = self
                         .catalog
                         .set_step_state(op.id, step.idx, StepState::Failed, Some(e.message.clone()))
@@ -212,17 +225,26 @@ impl Orchestrator {
                 }
             }
         }
+        if let Some(done) = owed_done {
+            self.catalog
+                .set_step_state(op.id, done, StepState::Done, None)
+                .await
+                .map_err(|e| StepsFailed::Permanent(format!("step {done}"), e.to_string()))?;
+        }
         Ok(())
     }
 
-    /// Runs one step with retries and failpoints, and checkpoints it.
+    /// Runs one step with retries and failpoints, marking it running (with `owed_done`, the
+    /// previous step's mark, if still owed). Returns whether the step wrote its own checkpoint;
+    /// if not, its `done` mark is owed.
     async fn run_one(
         &self,
         op: &Operation,
         idx: i64,
         name: &str,
+        mut owed_done: Option<i64>,
         progress: &dyn Progress,
-    ) -> std::result::Result<(), StepError> {
+    ) -> std::result::Result<bool, StepError> {
         if self.failpoints.is_set(name, Point::Error) {
             return Err(StepError::permanent(format!("failpoint {name}=error")));
         }
@@ -230,7 +252,7 @@ impl Orchestrator {
         let mut attempt = 1;
         let checkpointed = loop {
             self.catalog
-                .set_step_state(op.id, idx, StepState::Running, None)
+                .start_step(op.id, idx, owed_done.take())
                 .await?;
             match self.run_step(op, idx, name, progress).await {
                 Ok(checkpointed) => break checkpointed,
@@ -246,12 +268,7 @@ impl Orchestrator {
             }
         };
         self.failpoints.crash_if_set(name, Point::After);
-        if !checkpointed {
-            self.catalog
-                .set_step_state(op.id, idx, StepState::Done, None)
-                .await?;
-        }
-        Ok(())
+        Ok(checkpointed)
     }
 
     /// Undoes the done steps in reverse order, then records the failure on the tenant. Returns

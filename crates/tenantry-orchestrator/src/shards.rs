@@ -2,14 +2,33 @@
 
 use crate::error::{OrchestratorError, Result};
 use crate::service::Orchestrator;
+use std::sync::Arc;
+use tenantry_catalog::CatalogStore;
 use tenantry_catalog::model::{NewPoolEntry, Shard};
 use tenantry_core::Slug;
 use tenantry_core::config::ShardConfig;
 use tenantry_core::shard::ShardState;
 use tenantry_core::{Engine, TenantId};
-use tenantry_engines::driver::Credentials;
+use tenantry_engines::driver::{Credentials, SpaceDriver};
 
 pub use tenantry_engines::driver::DATABASE_SECRET;
+
+/// Warms the free pooled databases of `shard`, in claim order.
+async fn warm_pool(
+    catalog: &dyn CatalogStore,
+    driver: &dyn SpaceDriver,
+    shard: &str,
+) -> Result<()> {
+    let free: Vec<String> = catalog
+        .pool_entries(Some(shard))
+        .await?
+        .into_iter()
+        .filter(|e| e.claimed_by.is_none())
+        .map(|e| e.database)
+        .collect();
+    driver.keep_warm(&free).await?;
+    Ok(())
+}
 
 impl Orchestrator {
     /// Registers a shard at run time, after checking it the way the configuration would be.
@@ -64,7 +83,46 @@ impl Orchestrator {
                 .await?;
             progress(done);
         }
+        self.keep_pool_warm(shard).await?;
         Ok(count)
+    }
+
+    /// Has the driver of `shard` keep a warm connection into the free pooled databases the next
+    /// claims will take (see [`SpaceDriver::keep_warm`]).
+    pub async fn keep_pool_warm(&self, shard: &str) -> Result<()> {
+        let driver = Arc::clone(self.spaces.driver(shard)?);
+        warm_pool(self.catalog.as_ref(), driver.as_ref(), shard).await
+    }
+
+    /// [`Self::keep_pool_warm`] for every shard with pooled databases (`tenantry serve` does it
+    /// each pass, so that a restarted server warms them again).
+    pub async fn keep_pools_warm(&self) -> Result<()> {
+        let mut shards: Vec<String> = self
+            .catalog
+            .pool_entries(None)
+            .await?
+            .into_iter()
+            .map(|e| e.shard)
+            .collect();
+        shards.sort();
+        shards.dedup();
+        for shard in shards {
+            self.keep_pool_warm(&shard).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::keep_pool_warm`] in the background, after a claim took a warm database.
+    pub(crate) fn rewarm_pool(&self, shard: &str) {
+        let (catalog, shard) = (Arc::clone(&self.catalog), shard.to_owned());
+        let Ok(driver) = self.spaces.driver(&shard).map(Arc::clone) else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = warm_pool(catalog.as_ref(), driver.as_ref(), &shard).await {
+                tracing::warn!(%shard, error = %e, "warming the pool's next databases failed");
+            }
+        });
     }
 
     /// A tenant's database credentials, sealed for the catalog.

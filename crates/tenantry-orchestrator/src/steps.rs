@@ -14,6 +14,7 @@ use tenantry_catalog::model::{
 };
 use tenantry_core::events::EventType;
 use tenantry_core::{Engine, Isolation, Slug, TenantState};
+use tenantry_engines::SpaceError;
 use tenantry_engines::driver::Credentials;
 
 /// Provisioning, in the order the steps run.
@@ -206,6 +207,11 @@ impl Orchestrator {
                     TenantUpdate::default(),
                 )
                 .await?;
+                // The tenant may have claimed a warm database: the next one is warmed now,
+                // not while this provisioning worked on the same server.
+                if let Some(space) = t.space.as_ref().filter(|s| s.kind == Isolation::Database) {
+                    self.rewarm_pool(&space.shard);
+                }
                 return Ok(true);
             }
             "suspend" => {
@@ -328,9 +334,19 @@ impl Orchestrator {
             // the adoption makes a fresh one.
             let pooled_credentials =
                 Credentials::open(self.master_key()?, &entry.database, &entry.secret).ok();
-            let (adopted, credentials) = driver
+            let adoption = driver
                 .adopt(&entry.database, t.id, pooled_credentials.as_ref())
-                .await?;
+                .await;
+            let (adopted, credentials) = match adoption {
+                Ok(adopted) => adopted,
+                Err(SpaceError::NotPooled(database)) => {
+                    // Gone (dropped by hand): the entry is forgotten and a database created.
+                    tracing::warn!(%database, "a pooled database is missing; creating one instead");
+                    self.catalog.pool_remove(entry.id).await?;
+                    return Box::pin(self.create_space(t)).await;
+                }
+                Err(e) => return Err(e.into()),
+            };
             self.catalog
                 .pool_adopted(PoolAdoption {
                     entry: entry.id,

@@ -90,7 +90,7 @@ async fn reconcile_infrastructure(orch: Arc<Orchestrator>) {
 
 /// Compares tenants' declared state with what it observes — every tenant, or the next
 /// `per_pass` after `cursor` — repairs the difference, and keeps the report for
-/// `/api/v1/reconciliation`.
+/// `/api/v1/reconciliation`; then keeps the warm pools' next databases warm.
 async fn reconcile_tenants(
     orch: Arc<Orchestrator>,
     report: Reconciliation,
@@ -115,6 +115,10 @@ async fn reconcile_tenants(
             *report.write().await = Some(tenantry_api::views::reconciliation(&pass));
         }
         Err(e) => tracing::warn!(error = %e, "tenant reconcile pass failed"),
+    }
+    // Warm connections are this process's own: a restarted server warms the pools again.
+    if let Err(e) = orch.keep_pools_warm().await {
+        tracing::warn!(error = %e, "warming the pools failed");
     }
 }
 

@@ -1,5 +1,5 @@
-//! Connections into tenant spaces: counted against a per-shard limit, and kept open for a moment
-//! between calls.
+//! Connections into tenant spaces: counted against a per-shard limit, kept open for a moment
+//! between calls, and kept warm for the warm pool's next databases.
 //!
 //! The steps of one operation (migrate, seed, first admin, verify) each work in the same space
 //! one after the other. Opening a PostgreSQL connection costs a backend start, authentication
@@ -11,8 +11,10 @@
 //! and they keep their place in the shard's limit: a caller who finds the limit reached closes
 //! the oldest parked one rather than wait.
 //!
-//! Never parked: connections into warm-pool databases, which must have no sessions when a tenant
-//! adopts (renames) them — possibly from another process.
+//! Warm connections are parked connections into pooled databases nobody has claimed yet, opened
+//! ahead of time and warmed (see `PgSpaces::keep_warm`), so that the provisioning that claims
+//! one finds its backend started and its caches filled. At most [`WARM_CONNECTIONS`] per shard;
+//! they do not expire, and are the last to be closed when the shard's limit is reached.
 
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
@@ -30,6 +32,9 @@ pub const IDLE_CONNECTIONS: usize = 4;
 
 /// How long a parked connection may wait for its next call.
 pub const IDLE_FOR: Duration = Duration::from_secs(5);
+
+/// How many warm connections into pooled databases a shard's driver keeps at most.
+pub const WARM_CONNECTIONS: usize = 2;
 
 /// A pooled connection idle for this long is pinged before it is handed out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
@@ -89,32 +94,35 @@ struct Parked {
 pub(super) struct SpaceConnections {
     permits: Arc<Semaphore>,
     parked: Mutex<VecDeque<Parked>>,
-    never_park: &'static str,
+    warm: Mutex<VecDeque<Parked>>,
 }
 
 impl SpaceConnections {
-    /// At most `limit` connections at once; connections into databases whose name starts with
-    /// `never_park` are always closed after use.
-    pub(super) fn new(limit: usize, never_park: &'static str) -> Self {
+    /// At most `limit` connections at once.
+    pub(super) fn new(limit: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(limit)),
             parked: Mutex::new(VecDeque::new()),
-            never_park,
+            warm: Mutex::new(VecDeque::new()),
         }
     }
 
-    /// A parked connection into `database` with `search_path` that still answers, if any.
+    /// A parked (or warm) connection into `database` with `search_path` that still answers,
+    /// if any.
     pub(super) async fn take(&self, database: &str, search_path: &str) -> Option<SpaceConn> {
+        let is_wanted = |p: &Parked| p.database == database && p.search_path == search_path;
         let (found, expired) = {
             let mut parked = self.parked.lock().expect("parked connections");
             let expired: Vec<Parked> = drain_where(&mut parked, |p| p.since.elapsed() > IDLE_FOR);
-            let at = parked
-                .iter()
-                .rposition(|p| p.database == database && p.search_path == search_path);
+            let at = parked.iter().rposition(is_wanted);
             (at.and_then(|i| parked.remove(i)), expired)
         };
         close_later(expired);
-        let found = found?;
+        let found = found.or_else(|| {
+            let mut warm = self.warm.lock().expect("warm connections");
+            let at = warm.iter().position(is_wanted);
+            at.and_then(|i| warm.remove(i))
+        })?;
         let mut conn = found.conn;
         // The server may have closed it (a restart, `DROP DATABASE … WITH (FORCE)`); one parked
         // only a moment ago is taken as it is, like a pool's (see [`ping_when_idle`]).
@@ -132,6 +140,7 @@ impl SpaceConnections {
                 return Ok(permit);
             }
             let oldest = self.parked.lock().expect("parked connections").pop_front();
+            let oldest = oldest.or_else(|| self.warm.lock().expect("warm connections").pop_front());
             match oldest {
                 Some(p) => {
                     let _ = p.conn.close().await;
@@ -157,10 +166,6 @@ impl SpaceConnections {
     /// Ends a call that left `conn` in a clean state: parks it for the next call into the same
     /// space (closing the oldest parked one when full), or closes it.
     pub(super) async fn release(&self, database: &str, search_path: &str, conn: SpaceConn) {
-        if database.starts_with(self.never_park) {
-            let _ = conn.close().await;
-            return;
-        }
         let evicted = {
             let mut parked = self.parked.lock().expect("parked connections");
             parked.push_back(Parked {
@@ -174,24 +179,51 @@ impl SpaceConnections {
         close_later(evicted.into_iter().flatten());
     }
 
-    /// Closes the parked connections into `database`: before it is dropped or renamed.
+    /// Keeps `conn`, just warmed, into the pooled database `database` until a call into it
+    /// takes it (closing the oldest warm one when full).
+    pub(super) fn keep_warm(&self, database: &str, conn: SpaceConn) {
+        let evicted = {
+            let mut warm = self.warm.lock().expect("warm connections");
+            warm.push_back(Parked {
+                database: database.to_owned(),
+                search_path: "public".to_owned(),
+                since: Instant::now(),
+                conn,
+            });
+            (warm.len() > WARM_CONNECTIONS).then(|| warm.pop_front())
+        };
+        close_later(evicted.into_iter().flatten());
+    }
+
+    /// The pooled databases with a warm connection.
+    pub(super) fn warm_databases(&self) -> Vec<String> {
+        let warm = self.warm.lock().expect("warm connections");
+        warm.iter().map(|p| p.database.clone()).collect()
+    }
+
+    /// Closes the parked and warm connections into `database`: before it is dropped.
     pub(super) async fn forget(&self, database: &str) {
-        let gone = drain_where(&mut self.parked.lock().expect("parked connections"), |p| {
+        let mut gone = drain_where(&mut self.parked.lock().expect("parked connections"), |p| {
             p.database == database
         });
+        gone.extend(drain_where(
+            &mut self.warm.lock().expect("warm connections"),
+            |p| p.database == database,
+        ));
         for p in gone {
             let _ = p.conn.close().await;
         }
     }
 
-    /// Closes every parked connection.
+    /// Closes every parked and warm connection.
     pub(super) async fn close_all(&self) {
-        let gone: Vec<Parked> = self
+        let mut gone: Vec<Parked> = self
             .parked
             .lock()
             .expect("parked connections")
             .drain(..)
             .collect();
+        gone.extend(self.warm.lock().expect("warm connections").drain(..));
         for p in gone {
             let _ = p.conn.close().await;
         }

@@ -9,7 +9,10 @@
 //! - `database`: database `tenant_<tenant id>`, owned (with its tables) by the admin, and a login
 //!   role of the same name, the only one besides superusers allowed to connect to it.
 //! - the warm pool: databases `tenant_pool_<random hex>` with a role of the same name, migrated
-//!   ahead of time and renamed when a tenant adopts one.
+//!   ahead of time. A tenant adopts one as it is, name and role (the catalog records each
+//!   tenant's database): renaming a database needs it to have no session, and the driver keeps
+//!   a warmed connection into the next pooled databases to be claimed (see
+//!   [`PgSpaces::keep_warm`]), so that the tenant's first steps find a started backend.
 //!
 //! ## Connections
 //! PostgreSQL's `max_connections` (100 by default) is shared by every tenant of a server, so:
@@ -31,7 +34,7 @@
 //! but one schema never twice at once. Each migration is one transaction: a failed one leaves
 //! the earlier ones applied and the next run resumes at it.
 
-use super::connections::{SpaceConn, SpaceConnections};
+use super::connections::{SpaceConn, SpaceConnections, WARM_CONNECTIONS};
 use super::introspect::{
     application_tables, applied_versions, current_schema, relation_exists, schema_version,
     space_outline, tenant_table_names, tenant_tables,
@@ -40,9 +43,9 @@ use super::roles::{self, APP_ROLE};
 use super::security::{self, TENANT_SETTING};
 use super::sql::{
     ALREADY_EXISTS, DUPLICATE_DATABASE, NO_SUCH_DATABASE, exec, exec_serialised, lock_key,
-    serialised, sqlstate_in,
+    sqlstate_in,
 };
-use crate::application::Application;
+use crate::application::{Application, Seed};
 use crate::driver::{Credentials, PooledDatabase, SpaceDriver, SpaceStatistics, SpaceStatus};
 use crate::error::{Result, SpaceError};
 use async_trait::async_trait;
@@ -90,6 +93,8 @@ pub struct PgSpaces {
     /// Created on first use: building a driver connects to nothing.
     admin: OnceCell<PgPool>,
     space_connections: SpaceConnections,
+    /// Held while warming pooled databases: a second caller waits and finds them warm.
+    warming: tokio::sync::Mutex<()>,
 }
 
 /// Where a space lives, validated.
@@ -197,6 +202,79 @@ async fn create_seed_ledger(conn: &mut PgConnection, place: &Place<'_>) -> Resul
     Ok(())
 }
 
+/// Applies `seed` for `tenant` in `tx` unless the ledger records it; whether it ran. One
+/// seeder per tenant and space at a time (a transaction lock).
+async fn apply_seed(
+    tx: &mut PgConnection,
+    ledger: &str,
+    seed: &Seed,
+    tenant: TenantId,
+    slug: &Slug,
+) -> Result<bool> {
+    // The tenant's id is also the RLS setting, for seeds that read it.
+    sqlx::query("SELECT pg_advisory_xact_lock($1), set_config($2, $3, true)")
+        .bind(lock_key(&format!("tenantry/seed/{tenant}")))
+        .bind(TENANT_SETTING)
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await?;
+    let recorded: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT checksum FROM {ledger} WHERE tenant_id = $1 AND name = $2"
+    )))
+    .bind(tenant.to_string())
+    .bind(&seed.name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if seed.already_applied(recorded.as_deref(), slug)? {
+        return Ok(false);
+    }
+    // The seed is the application's own file; the values substituted into it were validated
+    // (a UUID, a slug).
+    sqlx::raw_sql(AssertSqlSafe(seed.render(tenant, slug)))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {ledger} (tenant_id, name, checksum) VALUES ($1, $2, $3)"
+    )))
+    .bind(tenant.to_string())
+    .bind(&seed.name)
+    .bind(&seed.checksum)
+    .execute(&mut *tx)
+    .await?;
+    Ok(true)
+}
+
+/// Makes `email` an admin user of `tenant`, unless it is one.
+async fn insert_admin(conn: &mut PgConnection, tenant: TenantId, email: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO users (tenant_id, email, role) VALUES ($1, $2, 'admin')
+         ON CONFLICT (tenant_id, email) DO NOTHING",
+    )
+    .bind(tenant.to_string())
+    .bind(email)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Runs, on a new connection into a pooled database, what a provisioning will run there — the
+/// seeds and the first admin of a made-up tenant, in a transaction rolled back, then the status
+/// — so that the backend has read the tables' definitions and the statements are prepared
+/// before a tenant claims the database: a cold backend spends milliseconds on each first.
+async fn warm_up(conn: &mut PgConnection, place: &Place<'_>, seeds: &[Seed]) -> Result<()> {
+    let tenant = TenantId::generate();
+    let slug = Slug::parse("warm-up").expect("a valid slug");
+    create_seed_ledger(conn, place).await?;
+    let mut tx = conn.begin().await?;
+    for seed in seeds {
+        apply_seed(&mut tx, &place.seed_ledger()?, seed, tenant, &slug).await?;
+    }
+    insert_admin(&mut tx, tenant, "warm-up@tenantry.invalid").await?;
+    tx.rollback().await?;
+    space_status(conn, place, tenant).await?;
+    Ok(())
+}
+
 /// What [`SpaceDriver::status`] observes, on a connection into an existing space: two round
 /// trips, the space's outline, then every count (and its schema version) in one statement.
 async fn space_status(
@@ -284,7 +362,8 @@ impl PgSpaces {
             shared_database: shared_database.to_owned(),
             app,
             admin: OnceCell::new(),
-            space_connections: SpaceConnections::new(SPACE_CONNECTIONS, POOL_PREFIX),
+            space_connections: SpaceConnections::new(SPACE_CONNECTIONS),
+            warming: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -422,24 +501,6 @@ impl PgSpaces {
         create_seed_ledger(&mut conn, &place).await?;
         self.release(&place, conn).await;
         Ok(credentials)
-    }
-
-    /// Waits (a few seconds at most) until no session is left in `database`: a closed
-    /// connection's backend exits a moment after its client left, and until it has, the
-    /// database cannot be renamed — which a pooled database must allow at once, in any process.
-    async fn wait_for_no_sessions(&self, database: &str) -> Result<()> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let sessions: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
-                    .bind(database)
-                    .fetch_one(self.admin().await)
-                    .await?;
-            if sessions == 0 || std::time::Instant::now() >= deadline {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
     }
 
     async fn drop_database(&self, database: &str) -> Result<()> {
@@ -623,41 +684,12 @@ impl SpaceDriver for PgSpaces {
         let mut conn = self.open(&place).await?;
         create_seed_ledger(&mut conn, &place).await?;
         let mut applied = 0;
-        for seed in seeds {
+        for seed in &seeds {
             let mut tx = conn.begin().await?;
-            // One seeder per tenant and space at a time; the tenant's id is also the RLS
-            // setting, for seeds that read it.
-            sqlx::query("SELECT pg_advisory_xact_lock($1), set_config($2, $3, true)")
-                .bind(lock_key(&format!("tenantry/seed/{tenant}")))
-                .bind(TENANT_SETTING)
-                .bind(tenant.to_string())
-                .execute(&mut *tx)
-                .await?;
-            let recorded: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT checksum FROM {ledger} WHERE tenant_id = $1 AND name = $2"
-            )))
-            .bind(tenant.to_string())
-            .bind(&seed.name)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if seed.already_applied(recorded.as_deref(), slug)? {
-                continue;
+            if apply_seed(&mut tx, &ledger, seed, tenant, slug).await? {
+                tx.commit().await?;
+                applied += 1;
             }
-            // The seed is the application's own file; the values substituted into it were
-            // validated (a UUID, a slug).
-            sqlx::raw_sql(AssertSqlSafe(seed.render(tenant, slug)))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO {ledger} (tenant_id, name, checksum) VALUES ($1, $2, $3)"
-            )))
-            .bind(tenant.to_string())
-            .bind(&seed.name)
-            .bind(&seed.checksum)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            applied += 1;
         }
         self.release(&place, conn).await;
         Ok(applied)
@@ -666,14 +698,7 @@ impl SpaceDriver for PgSpaces {
     async fn bootstrap_admin(&self, space: &Space, tenant: TenantId, email: &str) -> Result<()> {
         let place = Place::of(space)?;
         let mut conn = self.open(&place).await?;
-        sqlx::query(
-            "INSERT INTO users (tenant_id, email, role) VALUES ($1, $2, 'admin')
-             ON CONFLICT (tenant_id, email) DO NOTHING",
-        )
-        .bind(tenant.to_string())
-        .bind(email)
-        .execute(&mut *conn)
-        .await?;
+        insert_admin(&mut conn, tenant, email).await?;
         self.release(&place, conn).await;
         Ok(())
     }
@@ -799,7 +824,6 @@ impl SpaceDriver for PgSpaces {
                     database: &database,
                 })
                 .await?;
-            self.wait_for_no_sessions(&database).await?;
             Ok(PooledDatabase {
                 database: database.clone(),
                 credentials,
@@ -826,84 +850,59 @@ impl SpaceDriver for PgSpaces {
         if !pooled.starts_with(POOL_PREFIX) || validate(pooled).is_err() {
             return Err(SpaceError::NotPooled(pooled.to_owned()));
         }
-        let space = self.locate(tenant, Isolation::Database)?;
-        let place = Place::of(&space)?;
-        let target = place.database();
-        // Renames (and a fresh password where one is needed) in one transaction: one commit,
-        // and a crash leaves either the pooled database untouched or the tenant's complete.
-        let mut tx = serialised(self.admin().await).await?;
-        // One round trip: what exists, and whether the pooled role's password is a SCRAM
-        // verifier (`None`: no pooled role).
-        let (target_database, pooled_database, target_role, pooled_scram): (
-            bool,
-            bool,
-            bool,
-            Option<bool>,
-        ) = sqlx::query_as(
+        let place = Place::Database { database: pooled };
+        // One round trip: whether the database is there, and whether its role's password is a
+        // SCRAM verifier (`None`: no role).
+        let (exists, scram): (bool, Option<bool>) = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1),
-                    EXISTS (SELECT 1 FROM pg_database WHERE datname = $2),
-                    EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
                     (SELECT coalesce(rolpassword LIKE 'SCRAM-SHA-256$%', false)
-                     FROM pg_authid WHERE rolname = $2)",
+                     FROM pg_authid WHERE rolname = $1)",
         )
-        .bind(target)
         .bind(pooled)
-        .fetch_one(&mut *tx)
+        .fetch_one(self.admin().await)
         .await?;
-        if !target_database {
-            if !pooled_database {
-                return Err(SpaceError::NotPooled(pooled.to_owned()));
-            }
-            exec(
-                &mut *tx,
-                format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    quote(pooled)?,
-                    quote(target)?
-                ),
-            )
-            .await?;
+        if !exists {
+            return Err(SpaceError::NotPooled(pooled.to_owned()));
         }
-        let renamed_role = !target_role && pooled_scram.is_some();
-        if renamed_role {
-            exec(
-                &mut *tx,
-                format!("ALTER ROLE {} RENAME TO {}", quote(pooled)?, quote(target)?),
-            )
-            .await?;
-        }
-        // The pooled role's password goes with it when this call renamed it and its verifier
-        // is SCRAM (renaming a role clears an MD5 password, keeps a SCRAM verifier): it was
-        // generated for the pool, never handed to anyone and kept sealed in the catalog, so it
-        // is as fresh as a new one, and computing a verifier (PBKDF2, 4096 rounds) is the
-        // largest cost of an adoption. Otherwise (a resumed adoption, a role lost and created
-        // anew, an MD5 password, credentials unknown) a fresh one; that also makes a retry hand
-        // out credentials that work. Attributes and the grant on the database follow the
-        // renamed role (they name its oid).
-        let kept = pooled_credentials
-            .filter(|c| renamed_role && pooled_scram == Some(true) && c.role == pooled)
-            .map(|c| Credentials {
-                role: target.to_owned(),
-                password: c.password.clone(),
-            });
+        // The pooled role's password is handed over: it was generated for the pool, never
+        // handed to anyone and kept sealed in the catalog, so it is as fresh as a new one, and
+        // computing a verifier (PBKDF2, 4096 rounds) would be the largest cost of an adoption.
+        // Otherwise (credentials unknown, a role lost, an MD5 password) a fresh one.
+        let kept = pooled_credentials.filter(|c| c.role == pooled && scram == Some(true));
         let credentials = match kept {
-            Some(kept) => kept,
-            None => roles::ensure_login_role_in(&mut tx, target, target).await?,
+            Some(kept) => kept.clone(),
+            None => {
+                let fresh = roles::ensure_login_role(self.admin().await, pooled, pooled).await?;
+                if scram.is_none() {
+                    // A role created anew needs its grants.
+                    let mut conn = self.open(&place).await?;
+                    self.secure(&mut conn, &place).await?;
+                    self.release(&place, conn).await;
+                }
+                fresh
+            }
         };
-        tx.commit().await?;
-        // Grants and default privileges follow a renamed role (they name its oid); a role
-        // created anew, or found from an earlier attempt that may have created it, needs them.
-        if !renamed_role {
+        tracing::info!(shard = self.shard, database = pooled, %tenant, "adopted a pooled database");
+        Ok((Space::dedicated_database(&self.shard, pooled), credentials))
+    }
+
+    async fn keep_warm(&self, pooled: &[String]) -> Result<()> {
+        let _warming = self.warming.lock().await;
+        let warm = self.space_connections.warm_databases();
+        for database in pooled.iter().take(WARM_CONNECTIONS) {
+            if warm.contains(database) {
+                continue;
+            }
+            let place = Place::Database { database };
             let mut conn = self.open(&place).await?;
-            self.secure(&mut conn, &place).await?;
-            self.release(&place, conn).await;
+            match warm_up(&mut conn, &place, &self.app.seeds()?).await {
+                Ok(()) => self.space_connections.keep_warm(database, conn),
+                Err(e) => {
+                    tracing::warn!(shard = self.shard, database, error = %e, "warming a pooled database failed");
+                    let _ = conn.close().await;
+                }
+            }
         }
-        tracing::info!(
-            shard = self.shard,
-            pooled,
-            database = target,
-            "adopted a pooled database"
-        );
-        Ok((space, credentials))
+        Ok(())
     }
 }
