@@ -112,7 +112,8 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// [`Self::keep_pool_warm`] in the background, after a claim took a warm database.
+    /// [`Self::keep_pool_warm`] in the background: once a database tenant is provisioned (it may
+    /// have claimed a warm database).
     pub(crate) fn rewarm_pool(&self, shard: &str) {
         let (catalog, shard) = (Arc::clone(&self.catalog), shard.to_owned());
         let Ok(driver) = self.spaces.driver(&shard).map(Arc::clone) else {
