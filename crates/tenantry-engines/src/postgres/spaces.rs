@@ -6,8 +6,9 @@
 //!   security (see [`super::security`]).
 //! - `schema`: schema `t_<tenant id>` in the same database, with its own migration ledger
 //!   `"t_<id>"._sqlx_migrations` and seed ledger.
-//! - `database`: database `tenant_<tenant id>`, owned (with its tables) by the admin, and a login
-//!   role of the same name, the only one besides superusers allowed to connect to it.
+//! - `database`: database `tenant_<tenant id>` (or an adopted pooled one, below), owned (with its
+//!   tables) by the admin, and a login role of the same name, the only one besides superusers
+//!   allowed to connect to it.
 //! - the warm pool: databases `tenant_pool_<random hex>` with a role of the same name, migrated
 //!   ahead of time. A tenant adopts one as it is, name and role (the catalog records each
 //!   tenant's database): renaming a database needs it to have no session, and the driver keeps
