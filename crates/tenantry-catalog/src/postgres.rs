@@ -1669,26 +1669,36 @@ impl CatalogStore for PgCatalog {
         mark_step(&self.pool, id, idx, state, error, Utc::now(), true).await
     }
 
-    async fn start_step(&self, id: Uuid, idx: i64, done: Option<i64>) -> Result<()> {
-        let Some(done) = done else {
-            return self.set_step_state(id, idx, StepState::Running, None).await;
-        };
-        // Both marks in one statement and round trip, relaxed (see `relaxed_commit`).
-        sqlx::query(
-            "WITH commit_mode AS (SELECT set_config('synchronous_commit', 'off', true))
-             UPDATE operation_steps SET
-                 state = CASE WHEN idx = $2 THEN 'running' ELSE 'done' END,
-                 attempts = attempts + CASE WHEN idx = $2 THEN 1 ELSE 0 END,
-                 started_at = CASE WHEN idx = $2 THEN $4 ELSE started_at END,
-                 finished_at = CASE WHEN idx = $2 THEN NULL ELSE $4 END
-             WHERE operation_id = $1 AND idx IN ($2, $3) AND EXISTS (SELECT FROM commit_mode)",
+    async fn start_step(
+        &self,
+        id: Uuid,
+        idx: i64,
+        done: Option<i64>,
+        tenant: TenantId,
+    ) -> Result<Tenant> {
+        // The marks (relaxed, see `relaxed_commit`) and the tenant's read in one statement and
+        // round trip; a data-modifying CTE runs whether or not it is read.
+        let row = sqlx::query(
+            "WITH commit_mode AS (SELECT set_config('synchronous_commit', 'off', true)),
+             marks AS (
+                 UPDATE operation_steps SET
+                     state = CASE WHEN idx = $2 THEN 'running' ELSE 'done' END,
+                     attempts = attempts + CASE WHEN idx = $2 THEN 1 ELSE 0 END,
+                     started_at = CASE WHEN idx = $2 THEN $4 ELSE started_at END,
+                     finished_at = CASE WHEN idx = $2 THEN NULL ELSE $4 END
+                 WHERE operation_id = $1 AND (idx = $2 OR idx = $3)
+                   AND EXISTS (SELECT FROM commit_mode)
+             )
+             SELECT * FROM tenants WHERE id = $5",
         )
         .bind(id)
         .bind(idx)
         .bind(done)
         .bind(Utc::now())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .bind(tenant.0)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| CatalogError::TenantNotFound(tenant.to_string()))?;
+        tenant_from_row(&row)
     }
 }

@@ -846,15 +846,22 @@ impl CatalogStore for SqliteCatalog {
         mark_step(&mut conn, id, idx, state, error, Utc::now()).await
     }
 
-    async fn start_step(&self, id: Uuid, idx: i64, done: Option<i64>) -> Result<()> {
+    async fn start_step(
+        &self,
+        id: Uuid,
+        idx: i64,
+        done: Option<i64>,
+        tenant: TenantId,
+    ) -> Result<Tenant> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
         if let Some(done) = done {
             mark_step(&mut tx, id, done, StepState::Done, None, now).await?;
         }
         mark_step(&mut tx, id, idx, StepState::Running, None, now).await?;
+        let tenant = load_tenant(&mut tx, tenant).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(tenant)
     }
     async fn add_shard(&self, s: &ShardConfig) -> Result<Shard> {
         let inserted = sqlx::query(

@@ -241,6 +241,14 @@ pub trait CatalogStore: Send + Sync + 'static {
         error: Option<String>,
     ) -> Result<()>;
     /// Marks step `idx` of operation `id` running and, when given, step `done` done, in one
-    /// write: a runner writes a finished step's mark with the next step's start.
-    async fn start_step(&self, id: Uuid, idx: i64, done: Option<i64>) -> Result<()>;
+    /// write, and reads the operation's tenant as the step starts: a runner writes a finished
+    /// step's mark with the next step's start, and every step works from a fresh read of its
+    /// tenant. One round trip on PostgreSQL.
+    async fn start_step(
+        &self,
+        id: Uuid,
+        idx: i64,
+        done: Option<i64>,
+        tenant: TenantId,
+    ) -> Result<Tenant>;
 }

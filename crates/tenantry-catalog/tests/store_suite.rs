@@ -514,11 +514,12 @@ async fn the_outbox_never_skips_an_event_under_concurrent_writes(c: Arc<dyn Cata
 // --- operations ---
 
 async fn step_marks_record_attempts_and_times(c: Arc<dyn CatalogStore>) {
-    let (_, op) = create(&*c, "acme", Isolation::Shared).await;
+    let (t, op) = create(&*c, "acme", Isolation::Shared).await;
     let states = |op: &Operation| -> Vec<(StepState, i64)> {
         op.steps.iter().map(|s| (s.state, s.attempts)).collect()
     };
-    c.start_step(op.id, 0, None).await.unwrap();
+    // Each start reads the tenant with it.
+    assert_eq!(c.start_step(op.id, 0, None, t.id).await.unwrap(), t);
     c.set_step_state(op.id, 0, StepState::Running, None)
         .await
         .unwrap();
@@ -530,7 +531,10 @@ async fn step_marks_record_attempts_and_times(c: Arc<dyn CatalogStore>) {
     assert!(read.steps[0].started_at.is_some() && read.steps[0].finished_at.is_none());
 
     // The next step's start writes the previous one's `done` with it.
-    c.start_step(op.id, 1, Some(0)).await.unwrap();
+    assert_eq!(
+        c.start_step(op.id, 1, Some(0), t.id).await.unwrap().id,
+        t.id
+    );
     let read = c.operation(op.id).await.unwrap();
     assert_eq!(
         states(&read),

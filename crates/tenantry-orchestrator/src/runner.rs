@@ -251,10 +251,11 @@ impl Orchestrator {
         self.failpoints.crash_if_set(name, Point::Before);
         let mut attempt = 1;
         let checkpointed = loop {
-            self.catalog
-                .start_step(op.id, idx, owed_done.take())
+            let tenant = self
+                .catalog
+                .start_step(op.id, idx, owed_done.take(), op.tenant_id)
                 .await?;
-            match self.run_step(op, idx, name, progress).await {
+            match self.run_step(op, idx, name, tenant, progress).await {
                 Ok(checkpointed) => break checkpointed,
                 Err(e) if e.transient && attempt < MAX_ATTEMPTS => {
                     tracing::warn!(attempt, error = %e.message, "transient failure; retrying");

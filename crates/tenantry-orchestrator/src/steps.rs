@@ -106,13 +106,14 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Runs step `name` (number `idx`) of `op`. Returns whether the step wrote its own
-    /// checkpoint (state-changing steps do).
+    /// Runs step `name` (number `idx`) of `op`, whose tenant `t` was read as the step started.
+    /// Returns whether the step wrote its own checkpoint (state-changing steps do).
     pub(crate) async fn run_step(
         &self,
         op: &Operation,
         idx: i64,
         name: &str,
+        t: Tenant,
         progress: &dyn crate::runner::Progress,
     ) -> Result<bool, StepError> {
         if op.kind.is_infrastructure() {
@@ -129,7 +130,6 @@ impl Orchestrator {
             self.run_update_step(op, name).await?;
             return Ok(false);
         }
-        let t = self.catalog.tenant(op.tenant_id).await?;
         match name {
             "validate" => {
                 if self.config.plan(&t.plan).is_none() {
