@@ -336,8 +336,6 @@ async fn load_operation(conn: &mut PgConnection, id: Uuid) -> Result<Operation> 
     })
 }
 
-/// Lets the current transaction commit without waiting for its WAL to reach disk.
-///
 /// A pooled connection idle for this long is pinged before it is handed out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
@@ -359,6 +357,8 @@ fn ping_when_idle(options: PgPoolOptions) -> PgPoolOptions {
         })
 }
 
+/// Lets the current transaction commit without waiting for its WAL to reach disk.
+///
 /// Safe for a write whose loss reads as if the worker had crashed just before it. A server crash
 /// loses only the *last* such commits: the WAL is replayed as a prefix, and any later synchronous
 /// commit flushes every earlier one. So a lost write is one the orchestrator already recovers

@@ -406,8 +406,12 @@ impl Orchestrator {
     }
 
     /// Runs one phase of an infrastructure operation.
-    pub(crate) async fn run_infra_step(&self, op: &Operation, name: &str) -> Result<(), StepError> {
-        let tenant = self.catalog.tenant(op.tenant_id).await?;
+    pub(crate) async fn run_infra_step(
+        &self,
+        op: &Operation,
+        name: &str,
+        tenant: &Tenant,
+    ) -> Result<(), StepError> {
         let tf = self.terraform().await?;
         let request = Self::request_of(op)?;
         let log = |line: &str| tracing::info!(terraform = line);
@@ -431,7 +435,7 @@ impl Orchestrator {
                     tier: request.tier.clone(),
                     cloud_provider: request.cloud_provider.clone(),
                     region: request.region.clone(),
-                    namespace: namespace_of(&tenant),
+                    namespace: namespace_of(tenant),
                     configuration: request.configuration.clone(),
                     state_key: Terraform::state_key(tenant.id),
                     plan: existing.as_ref().and_then(|e| e.plan.clone()),
@@ -454,7 +458,7 @@ impl Orchestrator {
                 let mut record = self.record_of(tenant.id).await?;
                 let recorded = InfraRequest::recorded(&record);
                 let (module, variables, outputs) =
-                    self.root_inputs(&tenant, &recorded, &record.namespace)?;
+                    self.root_inputs(tenant, &recorded, &record.namespace)?;
                 tf.render(tenant.id, &module, &variables, &outputs)?;
                 let summary = tf.plan(tenant.id, destroying, &log).await?;
                 tracing::info!(

@@ -124,14 +124,14 @@ impl Orchestrator {
         &self,
         op: &Operation,
         name: &str,
+        t: &Tenant,
     ) -> Result<(), StepError> {
-        let t = self.catalog.tenant(op.tenant_id).await?;
         match name {
             "apply_plan" => {
                 let plan = op.params["plan"]
                     .as_str()
                     .ok_or_else(|| StepError::permanent("the update names no plan"))?;
-                let (_, change) = self.placement_under(&t, plan)?;
+                let (_, change) = self.placement_under(t, plan)?;
                 self.catalog
                     .update_tenant(
                         t.id,
@@ -142,12 +142,12 @@ impl Orchestrator {
                     )
                     .await?;
             }
-            "licence" => self.issue_licence(&t).await?,
+            "licence" => self.issue_licence(t).await?,
             "apply_compute" => match t.compute {
                 Compute::Dedicated => {
-                    self.ensure_compute(&t).await?;
+                    self.ensure_compute(t).await?;
                 }
-                Compute::Shared => self.remove_compute(&t).await?,
+                Compute::Shared => self.remove_compute(t).await?,
             },
             other => return Err(StepError::permanent(format!("unknown step {other:?}"))),
         }

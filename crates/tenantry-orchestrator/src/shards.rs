@@ -4,7 +4,7 @@ use crate::error::{OrchestratorError, Result};
 use crate::service::Orchestrator;
 use std::sync::Arc;
 use tenantry_catalog::CatalogStore;
-use tenantry_catalog::model::{NewPoolEntry, Shard};
+use tenantry_catalog::model::{NewPoolEntry, PoolEntry, Shard};
 use tenantry_core::Slug;
 use tenantry_core::config::ShardConfig;
 use tenantry_core::shard::ShardState;
@@ -19,15 +19,18 @@ async fn warm_pool(
     driver: &dyn SpaceDriver,
     shard: &str,
 ) -> Result<()> {
-    let free: Vec<String> = catalog
-        .pool_entries(Some(shard))
-        .await?
-        .into_iter()
-        .filter(|e| e.claimed_by.is_none())
-        .map(|e| e.database)
-        .collect();
-    driver.keep_warm(&free).await?;
+    let entries = catalog.pool_entries(Some(shard)).await?;
+    driver.keep_warm(&free_databases(&entries, shard)).await?;
     Ok(())
+}
+
+/// The free pooled databases of `shard` among `entries`, in claim order (oldest first).
+fn free_databases(entries: &[PoolEntry], shard: &str) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e.shard == shard && e.claimed_by.is_none())
+        .map(|e| e.database.clone())
+        .collect()
 }
 
 impl Orchestrator {
@@ -97,17 +100,13 @@ impl Orchestrator {
     /// [`Self::keep_pool_warm`] for every shard with pooled databases (`tenantry serve` does it
     /// each pass, so that a restarted server warms them again).
     pub async fn keep_pools_warm(&self) -> Result<()> {
-        let mut shards: Vec<String> = self
-            .catalog
-            .pool_entries(None)
-            .await?
-            .into_iter()
-            .map(|e| e.shard)
-            .collect();
-        shards.sort();
+        let entries = self.catalog.pool_entries(None).await?;
+        let mut shards: Vec<&str> = entries.iter().map(|e| e.shard.as_str()).collect();
+        shards.sort_unstable();
         shards.dedup();
         for shard in shards {
-            self.keep_pool_warm(&shard).await?;
+            let free = free_databases(&entries, shard);
+            self.spaces.driver(shard)?.keep_warm(&free).await?;
         }
         Ok(())
     }

@@ -80,18 +80,23 @@ fn event(event_type: EventType, t: &Tenant, op: &Operation) -> NewEvent {
 }
 
 impl Orchestrator {
-    /// Moves the tenant to `to` with `events`, checkpointing step `idx` in the same transaction.
+    /// Moves the tenant `t` to `to` with `events`, checkpointing step `idx` in the same
+    /// transaction.
     async fn step_transition(
         &self,
         op: &Operation,
+        t: &Tenant,
         idx: i64,
-        name: &str,
         to: TenantState,
         events: &[EventType],
         update: TenantUpdate,
     ) -> Result<(), StepError> {
-        let t = self.catalog.tenant(op.tenant_id).await?;
-        let events = events.iter().map(|e| event(*e, &t, op)).collect();
+        let name = op
+            .steps
+            .iter()
+            .find(|s| s.idx == idx)
+            .map_or("", |s| s.name.as_str());
+        let events = events.iter().map(|e| event(*e, t, op)).collect();
         let cause = tenantry_catalog::model::Cause {
             details: json!({ "operation": op.id, "kind": op.kind, "step": name }),
             ..self.cause_of(op, format!("{} {}", op.kind, name))
@@ -117,7 +122,7 @@ impl Orchestrator {
         progress: &dyn crate::runner::Progress,
     ) -> Result<bool, StepError> {
         if op.kind.is_infrastructure() {
-            self.run_infra_step(op, name).await?;
+            self.run_infra_step(op, name, &t).await?;
             return Ok(false);
         }
         if matches!(
@@ -127,7 +132,7 @@ impl Orchestrator {
             return self.run_move_step(op, idx, name, progress).await;
         }
         if op.kind == OperationKind::Update {
-            self.run_update_step(op, name).await?;
+            self.run_update_step(op, name, &t).await?;
             return Ok(false);
         }
         match name {
@@ -141,8 +146,8 @@ impl Orchestrator {
                 self.spaces.driver(&t.shard)?;
                 self.step_transition(
                     op,
+                    &t,
                     idx,
-                    name,
                     TenantState::Validating,
                     &[],
                     TenantUpdate::default(),
@@ -156,7 +161,7 @@ impl Orchestrator {
                     space: Some(Some(space)),
                     ..TenantUpdate::default()
                 };
-                self.step_transition(op, idx, name, TenantState::Provisioning, &[], update)
+                self.step_transition(op, &t, idx, TenantState::Provisioning, &[], update)
                     .await?;
                 return Ok(true);
             }
@@ -200,8 +205,8 @@ impl Orchestrator {
             "activate" => {
                 self.step_transition(
                     op,
+                    &t,
                     idx,
-                    name,
                     TenantState::Active,
                     &[EventType::TenantProvisioned, EventType::TenantActivated],
                     TenantUpdate::default(),
@@ -217,8 +222,8 @@ impl Orchestrator {
             "suspend" => {
                 self.step_transition(
                     op,
+                    &t,
                     idx,
-                    name,
                     TenantState::Suspended,
                     &[EventType::TenantSuspended],
                     TenantUpdate::default(),
@@ -229,8 +234,8 @@ impl Orchestrator {
             "resume" => {
                 self.step_transition(
                     op,
+                    &t,
                     idx,
-                    name,
                     TenantState::Active,
                     &[EventType::TenantResumed],
                     TenantUpdate::default(),
@@ -241,8 +246,8 @@ impl Orchestrator {
             "begin_delete" => {
                 self.step_transition(
                     op,
+                    &t,
                     idx,
-                    name,
                     TenantState::Deleting,
                     &[],
                     TenantUpdate::default(),
@@ -261,8 +266,8 @@ impl Orchestrator {
                 };
                 self.step_transition(
                     op,
+                    &t,
                     idx,
-                    name,
                     TenantState::Deleted,
                     &[EventType::TenantDeleted],
                     update,

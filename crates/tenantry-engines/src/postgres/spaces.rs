@@ -266,9 +266,10 @@ async fn warm_up(conn: &mut PgConnection, place: &Place<'_>, seeds: &[Seed]) -> 
     let tenant = TenantId::generate();
     let slug = Slug::parse("warm-up").expect("a valid slug");
     create_seed_ledger(conn, place).await?;
+    let ledger = place.seed_ledger()?;
     let mut tx = conn.begin().await?;
     for seed in seeds {
-        apply_seed(&mut tx, &place.seed_ledger()?, seed, tenant, &slug).await?;
+        apply_seed(&mut tx, &ledger, seed, tenant, &slug).await?;
     }
     insert_admin(&mut tx, tenant, "warm-up@tenantry.invalid").await?;
     tx.rollback().await?;
@@ -890,13 +891,19 @@ impl SpaceDriver for PgSpaces {
     async fn keep_warm(&self, pooled: &[String]) -> Result<()> {
         let _warming = self.warming.lock().await;
         let warm = self.space_connections.warm_databases();
-        for database in pooled.iter().take(WARM_CONNECTIONS) {
-            if warm.contains(database) {
-                continue;
-            }
+        let cold: Vec<&String> = pooled
+            .iter()
+            .take(WARM_CONNECTIONS)
+            .filter(|database| !warm.contains(database))
+            .collect();
+        if cold.is_empty() {
+            return Ok(());
+        }
+        let seeds = self.app.seeds()?;
+        for database in cold {
             let place = Place::Database { database };
             let mut conn = self.open(&place).await?;
-            match warm_up(&mut conn, &place, &self.app.seeds()?).await {
+            match warm_up(&mut conn, &place, &seeds).await {
                 Ok(()) => self.space_connections.keep_warm(database, conn),
                 Err(e) => {
                     tracing::warn!(shard = self.shard, database, error = %e, "warming a pooled database failed");
