@@ -26,8 +26,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sqlx::postgres::PgArguments;
 use sqlx::postgres::{PgPoolOptions, PgRow};
-use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Row, Transaction};
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
@@ -51,11 +53,6 @@ const TX_ATTEMPTS: u32 = 5;
 /// 10 when it commits a moment later. Under this lock numbers are handed out in commit order,
 /// as SQLite's single writer does. It is held only from the first event to the commit.
 const OUTBOX_LOCK: (i32, i32) = (0x7465_6e74, 0);
-
-/// The first key of the transaction-level advisory lock a pool claim takes on its tenant (the
-/// second is a hash of the tenant id), so that two claims for one tenant run one after the
-/// other and the second returns the first's entry instead of taking another or finding none.
-const POOL_CLAIM_LOCK: i32 = 0x7465_6e75;
 
 /// The work of one catalog transaction (see [`PgCatalog::in_tx`]).
 type TxBody<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
@@ -223,50 +220,76 @@ async fn insert_events(
     if events.is_empty() {
         return Ok(());
     }
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind(OUTBOX_LOCK.0)
-        .bind(OUTBOX_LOCK.1)
-        .execute(&mut *conn)
-        .await?;
-    for event in events {
-        sqlx::query(
-            "INSERT INTO outbox (id, tenant_id, event_type, payload, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(id.0)
-        .bind(event.event_type.as_str())
-        .bind(&event.payload)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    }
+    // Taken before the rows' sequence numbers are drawn, so that the outbox's order is its
+    // commit order: a row joined with the lock's cannot be inserted before the lock is held.
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
+    sqlx::query(
+        "WITH outbox_lock AS (SELECT pg_advisory_xact_lock($1, $2))
+         INSERT INTO outbox (id, tenant_id, event_type, payload, created_at)
+         SELECT e.id, $3, e.event_type, e.payload, $4
+         FROM outbox_lock, unnest($5::uuid[], $6::text[], $7::jsonb[])
+             WITH ORDINALITY AS e (id, event_type, payload, n)
+         ORDER BY e.n",
+    )
+    .bind(OUTBOX_LOCK.0)
+    .bind(OUTBOX_LOCK.1)
+    .bind(id.0)
+    .bind(now)
+    .bind(ids)
+    .bind(types)
+    .bind(payloads)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
+/// Inserts operation `op` of `tenant` and its steps in one statement; the operation.
 async fn insert_operation(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    op: &NewOperation,
+    now: DateTime<Utc>,
+) -> Result<Operation> {
+    let row = sqlx::query(
+        "WITH o AS (
+             INSERT INTO operations (id, tenant_id, kind, state, params, created_at, updated_at)
+             VALUES ($1, $2, $3, 'pending', $4, $5, $5) RETURNING *
+         ),
+         steps AS (
+             INSERT INTO operation_steps (operation_id, idx, name, state)
+             SELECT o.id, step.idx - 1, step.name, 'pending'
+             FROM o, unnest($6::text[]) WITH ORDINALITY AS step (name, idx)
+             RETURNING *
+         )
+         SELECT o.*, (SELECT coalesce(json_agg(steps ORDER BY idx), '[]') FROM steps) AS steps
+         FROM o",
+    )
+    .bind(op.id)
+    .bind(tenant.0)
+    .bind(op.kind.as_str())
+    .bind(&op.params)
+    .bind(now)
+    .bind(&op.steps)
+    .fetch_one(&mut *conn)
+    .await?;
+    operation_from_row(&row)
+}
+
+/// [`insert_operation`] for a tenant that may have an operation open: refused then, naming it.
+async fn insert_another_operation(
     conn: &mut PgConnection,
     tenant: &Tenant,
     op: &NewOperation,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Operation> {
     // A savepoint, so that a refused insert leaves the transaction usable for the lookup.
     sqlx::query("SAVEPOINT insert_operation")
         .execute(&mut *conn)
         .await?;
-    let inserted = sqlx::query(
-        "INSERT INTO operations (id, tenant_id, kind, state, params, created_at, updated_at)
-         VALUES ($1, $2, $3, 'pending', $4, $5, $5)",
-    )
-    .bind(op.id)
-    .bind(tenant.id.0)
-    .bind(op.kind.as_str())
-    .bind(&op.params)
-    .bind(now)
-    .execute(&mut *conn)
-    .await;
-    if let Err(e) = inserted {
-        if violates(&e, "operations_one_active_per_tenant") {
+    match insert_operation(conn, tenant.id, op, now).await {
+        Err(CatalogError::Database(e)) if violates(&e, "operations_one_active_per_tenant") => {
             sqlx::query("ROLLBACK TO SAVEPOINT insert_operation")
                 .execute(&mut *conn)
                 .await?;
@@ -277,51 +300,35 @@ async fn insert_operation(
             .bind(tenant.id.0)
             .fetch_one(&mut *conn)
             .await?;
-            return Err(CatalogError::OperationInProgress {
+            Err(CatalogError::OperationInProgress {
                 slug: tenant.slug.clone(),
                 operation: open.to_string(),
-            });
+            })
         }
-        return Err(e.into());
+        other => other,
     }
-    // Every step in one round trip.
-    sqlx::query(
-        "INSERT INTO operation_steps (operation_id, idx, name, state)
-         SELECT $1, step.idx - 1, step.name, 'pending'
-         FROM unnest($2::text[]) WITH ORDINALITY AS step (name, idx)",
-    )
-    .bind(op.id)
-    .bind(&op.steps)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
+/// An operation's columns with its steps as a JSON array, from `operations` (or a CTE of its
+/// rows) named `o`: an operation and its steps in one round trip.
+const OPERATION_WITH_STEPS: &str = "o.*, (SELECT coalesce(json_agg(s ORDER BY s.idx), '[]')
+     FROM operation_steps s WHERE s.operation_id = o.id) AS steps";
+
 async fn load_operation(conn: &mut PgConnection, id: Uuid) -> Result<Operation> {
-    let row = sqlx::query("SELECT * FROM operations WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| CatalogError::OperationNotFound(id.to_string()))?;
-    let steps = sqlx::query("SELECT * FROM operation_steps WHERE operation_id = $1 ORDER BY idx")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Step {
-                idx: r.try_get("idx")?,
-                name: r.try_get("name")?,
-                state: word("operation_steps.state", r.try_get("state")?)?,
-                attempts: r.try_get("attempts")?,
-                last_error: r.try_get("last_error")?,
-                started_at: r.try_get("started_at")?,
-                finished_at: r.try_get("finished_at")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {OPERATION_WITH_STEPS} FROM operations o WHERE o.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| CatalogError::OperationNotFound(id.to_string()))?;
+    operation_from_row(&row)
+}
+
+/// An operation from a row of [`OPERATION_WITH_STEPS`].
+fn operation_from_row(row: &PgRow) -> Result<Operation> {
     Ok(Operation {
-        id,
+        id: row.try_get("id")?,
         tenant_id: TenantId(row.try_get("tenant_id")?),
         kind: word("operations.kind", row.try_get("kind")?)?,
         state: word("operations.state", row.try_get("state")?)?,
@@ -329,7 +336,7 @@ async fn load_operation(conn: &mut PgConnection, id: Uuid) -> Result<Operation> 
         error: row.try_get("error")?,
         lease_owner: row.try_get("lease_owner")?,
         lease_expires_at: row.try_get("lease_expires_at")?,
-        steps,
+        steps: from_json("operation_steps", row.try_get("steps")?)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         finished_at: row.try_get("finished_at")?,
@@ -491,51 +498,54 @@ where
     Ok(())
 }
 
+/// The `SET` list of a tenant's update, one statement whatever it changes: `$1` the tenant,
+/// `$2` its new state (`NULL`: unchanged), `$3` the time, `$4`–`$13` a [`TenantUpdate`]'s fields
+/// (bound by [`bind_update`]).
+const TENANT_SETS: &str = "state = COALESCE($2, state), updated_at = $3,
+     space = CASE WHEN $4 THEN $5 ELSE space END,
+     schema_version = CASE WHEN $6 THEN $7 ELSE schema_version END,
+     failure = CASE WHEN $8 THEN $9 ELSE failure END,
+     plan = COALESCE($10, plan), compute = COALESCE($11, compute),
+     placement = COALESCE($12, placement), characteristics = COALESCE($13, characteristics)";
+
+/// Binds `$1`–`$13` of [`TENANT_SETS`].
+fn bind_update<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    id: TenantId,
+    state: Option<TenantState>,
+    update: &TenantUpdate,
+    now: DateTime<Utc>,
+) -> Query<'q, Postgres, PgArguments> {
+    let plan = update.plan.as_ref();
+    query
+        .bind(id.0)
+        .bind(state.map(|s| s.as_str()))
+        .bind(now)
+        .bind(update.space.is_some())
+        .bind(update.space.clone().flatten().map(|s| to_json(&s)))
+        .bind(update.schema_version.is_some())
+        .bind(update.schema_version.flatten())
+        .bind(update.failure.is_some())
+        .bind(update.failure.clone().flatten().map(|f| to_json(&f)))
+        .bind(plan.map(|c| c.plan.clone()))
+        .bind(plan.map(|c| c.placement.compute.as_str()))
+        .bind(plan.map(|c| to_json(&c.placement)))
+        .bind(plan.map(|c| to_json(&c.characteristics)))
+}
+
+/// Applies `update` to tenant `id` in one statement; the tenant as it is now.
 async fn apply_update(
     conn: &mut PgConnection,
     id: TenantId,
     update: &TenantUpdate,
     now: DateTime<Utc>,
-) -> Result<()> {
-    if let Some(space) = &update.space {
-        sqlx::query("UPDATE tenants SET space = $1, updated_at = $2 WHERE id = $3")
-            .bind(space.as_ref().map(to_json))
-            .bind(now)
-            .bind(id.0)
-            .execute(&mut *conn)
-            .await?;
-    }
-    if let Some(version) = update.schema_version {
-        sqlx::query("UPDATE tenants SET schema_version = $1, updated_at = $2 WHERE id = $3")
-            .bind(version)
-            .bind(now)
-            .bind(id.0)
-            .execute(&mut *conn)
-            .await?;
-    }
-    if let Some(failure) = &update.failure {
-        sqlx::query("UPDATE tenants SET failure = $1, updated_at = $2 WHERE id = $3")
-            .bind(failure.as_ref().map(to_json))
-            .bind(now)
-            .bind(id.0)
-            .execute(&mut *conn)
-            .await?;
-    }
-    if let Some(change) = &update.plan {
-        sqlx::query(
-            "UPDATE tenants SET plan = $1, compute = $2, placement = $3, characteristics = $4,
-                 updated_at = $5 WHERE id = $6",
-        )
-        .bind(&change.plan)
-        .bind(change.placement.compute.as_str())
-        .bind(to_json(&change.placement))
-        .bind(to_json(&change.characteristics))
-        .bind(now)
-        .bind(id.0)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
+) -> Result<Tenant> {
+    let sql = format!("UPDATE tenants SET {TENANT_SETS} WHERE id = $1 RETURNING *");
+    let row = bind_update(sqlx::query(AssertSqlSafe(sql)), id, None, update, now)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| CatalogError::TenantNotFound(id.to_string()))?;
+    tenant_from_row(&row)
 }
 
 fn shard_from_row(r: &PgRow) -> Result<Shard> {
@@ -710,10 +720,20 @@ impl CatalogStore for PgCatalog {
             Box::pin(async move {
                 let conn: &mut PgConnection = tx;
                 let now = Utc::now();
+                // The tenant and its first transition in one statement.
                 let inserted = sqlx::query(
-                    "INSERT INTO tenants (id, slug, plan, region, state, isolation, compute, shard,
-                     placement, characteristics, admin_email, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'requested', $5, $6, $7, $8, $9, $10, $11, $11)",
+                    "WITH t AS (
+                         INSERT INTO tenants (id, slug, plan, region, state, isolation, compute,
+                             shard, placement, characteristics, admin_email, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, 'requested', $5, $6, $7, $8, $9, $10, $11, $11)
+                         RETURNING *
+                     ),
+                     recorded AS (
+                         INSERT INTO transitions
+                             (tenant_id, from_state, to_state, trigger, actor, details, at)
+                         SELECT id, NULL, state, $12, $13, $14, $11 FROM t
+                     )
+                     SELECT * FROM t",
                 )
                 .bind(new.id.0)
                 .bind(&new.slug)
@@ -726,17 +746,20 @@ impl CatalogStore for PgCatalog {
                 .bind(to_json(&new.characteristics))
                 .bind(&new.admin_email)
                 .bind(now)
-                .execute(&mut *conn)
+                .bind(&cause.trigger)
+                .bind(&cause.actor)
+                .bind(&cause.details)
+                .fetch_one(&mut *conn)
                 .await;
-                match inserted {
+                let tenant = match inserted {
                     Err(e) if violates(&e, "tenants_live_slug") => {
                         return Err(CatalogError::DuplicateSlug(new.slug.clone()));
                     }
-                    other => other?,
+                    other => tenant_from_row(&other?)?,
                 };
-                replace_domains(conn, new.id, &new.domains, now).await?;
-                let tenant = load_tenant(conn, new.id, false).await?;
-                insert_transition(conn, new.id, None, TenantState::Requested, cause, now).await?;
+                if !new.domains.is_empty() {
+                    replace_domains(conn, new.id, &new.domains, now).await?;
+                }
                 let created = NewEvent {
                     event_type: tenantry_core::events::EventType::TenantCreated,
                     payload: serde_json::json!({
@@ -746,8 +769,8 @@ impl CatalogStore for PgCatalog {
                     }),
                 };
                 insert_events(conn, new.id, &[created], now).await?;
-                insert_operation(conn, &tenant, operation, now).await?;
-                let op = load_operation(conn, operation.id).await?;
+                // A new tenant has no operation open: no savepoint needed.
+                let op = insert_operation(conn, tenant.id, operation, now).await?;
                 Ok((tenant, op))
             })
         })
@@ -966,16 +989,8 @@ impl CatalogStore for PgCatalog {
     }
 
     async fn update_tenant(&self, id: TenantId, update: TenantUpdate) -> Result<Tenant> {
-        let update = &update;
-        self.in_tx(|tx| {
-            Box::pin(async move {
-                let conn: &mut PgConnection = tx;
-                load_tenant(conn, id, true).await?;
-                apply_update(conn, id, update, Utc::now()).await?;
-                load_tenant(conn, id, false).await
-            })
-        })
-        .await
+        let mut conn = self.pool.acquire().await?;
+        apply_update(&mut conn, id, &update, Utc::now()).await
     }
 
     async fn transition(
@@ -993,46 +1008,54 @@ impl CatalogStore for PgCatalog {
                 let conn: &mut PgConnection = tx;
                 let now = Utc::now();
                 // The row lock first: a concurrent change of this tenant waits here, then sees the
-                // state this one leaves.
-                let current = load_tenant(conn, id, true).await?;
-                if let Some(cp) = checkpoint {
-                    let state: Option<String> = sqlx::query_scalar(
-                        "SELECT state FROM operation_steps WHERE operation_id = $1 AND idx = $2",
-                    )
-                    .bind(cp.operation)
-                    .bind(cp.step)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    if state.as_deref() == Some(StepState::Done.as_str()) && current.state == to {
-                        return Ok(current);
-                    }
+                // state this one leaves. The checkpoint's state comes with it.
+                let row = sqlx::query(
+                    "SELECT t.*, (SELECT state FROM operation_steps
+                                  WHERE operation_id = $2 AND idx = $3) AS checkpoint_state
+                     FROM tenants t WHERE t.id = $1 FOR UPDATE",
+                )
+                .bind(id.0)
+                .bind(checkpoint.map(|cp| cp.operation))
+                .bind(checkpoint.map(|cp| cp.step))
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or_else(|| CatalogError::TenantNotFound(id.to_string()))?;
+                let current = tenant_from_row(&row)?;
+                let checkpoint_state: Option<String> = row.try_get("checkpoint_state")?;
+                if checkpoint_state.as_deref() == Some(StepState::Done.as_str())
+                    && current.state == to
+                {
+                    return Ok(current);
                 }
                 current.state.transition(to)?;
-                sqlx::query("UPDATE tenants SET state = $1, updated_at = $2 WHERE id = $3")
-                    .bind(to.as_str())
-                    .bind(now)
-                    .bind(id.0)
-                    .execute(&mut *conn)
-                    .await?;
-                apply_update(conn, id, update, now).await?;
                 if to == TenantState::Deleted {
                     replace_domains(conn, id, &TenantDomains::default(), now).await?;
                 }
-                insert_transition(conn, id, Some(current.state), to, cause, now).await?;
-                insert_events(conn, id, events, now).await?;
-                if let Some(cp) = checkpoint {
-                    mark_step(
-                        &mut *conn,
-                        cp.operation,
-                        cp.step,
-                        StepState::Done,
-                        None,
-                        now,
-                        false,
-                    )
+                // The change, its record and the step's checkpoint in one statement.
+                let sql = format!(
+                    "WITH t AS (UPDATE tenants SET {TENANT_SETS} WHERE id = $1 RETURNING *),
+                     recorded AS (
+                         INSERT INTO transitions
+                             (tenant_id, from_state, to_state, trigger, actor, details, at)
+                         SELECT id, $14, state, $15, $16, $17, $3 FROM t
+                     ),
+                     checkpoint AS (
+                         UPDATE operation_steps SET state = 'done', finished_at = $3
+                         WHERE operation_id = $18 AND idx = $19
+                     )
+                     SELECT * FROM t"
+                );
+                let row = bind_update(sqlx::query(AssertSqlSafe(sql)), id, Some(to), update, now)
+                    .bind(current.state.as_str())
+                    .bind(&cause.trigger)
+                    .bind(&cause.actor)
+                    .bind(&cause.details)
+                    .bind(checkpoint.map(|cp| cp.operation))
+                    .bind(checkpoint.map(|cp| cp.step))
+                    .fetch_one(&mut *conn)
                     .await?;
-                }
-                load_tenant(conn, id, false).await
+                insert_events(conn, id, events, now).await?;
+                tenant_from_row(&row)
             })
         })
         .await
@@ -1137,43 +1160,35 @@ impl CatalogStore for PgCatalog {
     }
 
     async fn pool_claim(&self, shard: &str, tenant: TenantId) -> Result<Option<PoolEntry>> {
-        let claimed = self
-            .in_tx(|tx| {
-                Box::pin(async move {
-                    let conn: &mut PgConnection = tx;
-                    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
-                        .bind(POOL_CLAIM_LOCK)
-                        .bind(tenant.0)
-                        .execute(&mut *conn)
-                        .await?;
-                    if let Some(mine) = claimed_by(conn, shard, tenant).await? {
-                        return Ok(Some(mine));
-                    }
-                    let row = sqlx::query(
-                        "UPDATE pool_databases SET claimed_by = $1, claimed_at = $2
-                         WHERE id = (SELECT id FROM pool_databases
-                                     WHERE shard = $3 AND claimed_by IS NULL
-                                     ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                         RETURNING *",
-                    )
-                    .bind(tenant.0)
-                    .bind(Utc::now())
-                    .bind(shard)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    row.as_ref().map(pool_entry).transpose()
-                })
-            })
-            .await;
+        // One statement: the entry the tenant holds (its step run again), else the oldest free
+        // one, skipping those other claims are taking.
+        let claimed = sqlx::query(
+            "WITH mine AS (
+                 SELECT * FROM pool_databases WHERE shard = $3 AND claimed_by = $1
+             ),
+             claimed AS (
+                 UPDATE pool_databases SET claimed_by = $1, claimed_at = $2
+                 WHERE NOT EXISTS (SELECT FROM mine)
+                   AND id = (SELECT id FROM pool_databases
+                             WHERE shard = $3 AND claimed_by IS NULL
+                             ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 RETURNING *
+             )
+             SELECT * FROM mine UNION ALL SELECT * FROM claimed",
+        )
+        .bind(tenant.0)
+        .bind(Utc::now())
+        .bind(shard)
+        .fetch_optional(&self.pool)
+        .await;
         match claimed {
-            // A claim for the same tenant committed first (`pool_databases_one_claim`; the
-            // advisory lock makes this rare, the index makes it impossible to miss): that one
-            // is the tenant's.
-            Err(CatalogError::Database(e)) if violates(&e, "pool_databases_one_claim") => {
+            // A claim for the same tenant committed after this statement began
+            // (`pool_databases_one_claim` makes it impossible to miss): that one is the tenant's.
+            Err(e) if violates(&e, "pool_databases_one_claim") => {
                 let mut conn = self.pool.acquire().await?;
                 claimed_by(&mut conn, shard, tenant).await
             }
-            other => other,
+            other => other?.as_ref().map(pool_entry).transpose(),
         }
     }
 
@@ -1197,24 +1212,43 @@ impl CatalogStore for PgCatalog {
     }
 
     async fn pool_adopted(&self, adoption: PoolAdoption) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        // Lost in a crash, it reads as an adoption not yet recorded: the claim stands and the
-        // step adopts (idempotently) again. See `relaxed_commit`.
-        relaxed_commit(&mut tx).await?;
-        let tenant = adoption.tenant;
-        put_secret(&mut tx, tenant, &adoption.secret_name, &adoption.sealed).await?;
+        // One statement, relaxed: lost in a crash, it reads as an adoption not yet recorded —
+        // the claim stands and the step adopts (idempotently) again. See `relaxed_commit`.
         let update = TenantUpdate {
             space: Some(Some(adoption.space)),
             schema_version: Some(adoption.schema_version),
             ..TenantUpdate::default()
         };
-        apply_update(&mut tx, tenant, &update, Utc::now()).await?;
-        sqlx::query("DELETE FROM pool_databases WHERE id = $1 AND claimed_by = $2")
-            .bind(adoption.entry)
-            .bind(tenant.0)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let sql = format!(
+            "WITH commit_mode AS (SELECT set_config('synchronous_commit', 'off', true)),
+             t AS (UPDATE tenants SET {TENANT_SETS}
+                   WHERE id = $1 AND EXISTS (SELECT FROM commit_mode) RETURNING id),
+             secret AS (
+                 INSERT INTO tenant_secrets (tenant_id, name, ciphertext, created_at, updated_at)
+                 SELECT id, $14, $15, $3, $3 FROM t
+                 ON CONFLICT (tenant_id, name) DO UPDATE SET ciphertext = excluded.ciphertext,
+                     updated_at = excluded.updated_at
+             ),
+             adopted AS (DELETE FROM pool_databases WHERE id = $16 AND claimed_by = $1)
+             SELECT count(*) FROM t"
+        );
+        let tenant = adoption.tenant;
+        let found: i64 = bind_update(
+            sqlx::query(AssertSqlSafe(sql)),
+            tenant,
+            None,
+            &update,
+            Utc::now(),
+        )
+        .bind(&adoption.secret_name)
+        .bind(&adoption.sealed)
+        .bind(adoption.entry)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        if found == 0 {
+            return Err(CatalogError::TenantNotFound(tenant.to_string()));
+        }
         Ok(())
     }
 
@@ -1526,8 +1560,7 @@ impl CatalogStore for PgCatalog {
             Box::pin(async move {
                 let conn: &mut PgConnection = tx;
                 let t = load_tenant(conn, tenant, true).await?;
-                insert_operation(conn, &t, op, Utc::now()).await?;
-                load_operation(conn, op.id).await
+                insert_another_operation(conn, &t, op, Utc::now()).await
             })
         })
         .await
@@ -1561,32 +1594,28 @@ impl CatalogStore for PgCatalog {
         owner: &str,
         until: DateTime<Utc>,
     ) -> Result<Option<Operation>> {
-        self.in_tx(|tx| {
-            Box::pin(async move {
-                let conn: &mut PgConnection = tx;
-                relaxed_commit(conn).await?;
-                // One statement: a concurrent claim of the same row waits for this one and then
-                // re-checks the lease condition against the row this one left.
-                let claimed = sqlx::query(
-                "UPDATE operations SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
+        // One statement, relaxed (see `relaxed_commit`): a concurrent claim of the same row
+        // waits for this one and then re-checks the lease condition against the row this one
+        // left.
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "WITH commit_mode AS (SELECT set_config('synchronous_commit', 'off', true)),
+             o AS (
+                 UPDATE operations SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
                      state = CASE state WHEN 'pending' THEN 'running' ELSE state END
                  WHERE id = $4 AND state IN ('pending', 'running', 'rolling_back')
-                   AND (lease_owner IS NULL OR lease_owner = $1 OR lease_expires_at < $3)",
-            )
-            .bind(owner)
-            .bind(until)
-            .bind(Utc::now())
-            .bind(id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-                if claimed == 0 {
-                    return Ok(None);
-                }
-                load_operation(conn, id).await.map(Some)
-            })
-        })
-        .await
+                   AND (lease_owner IS NULL OR lease_owner = $1 OR lease_expires_at < $3)
+                   AND EXISTS (SELECT FROM commit_mode)
+                 RETURNING *
+             )
+             SELECT {OPERATION_WITH_STEPS} FROM o"
+        )))
+        .bind(owner)
+        .bind(until)
+        .bind(Utc::now())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(operation_from_row).transpose()
     }
 
     async fn claim_next_operation(
@@ -1594,30 +1623,24 @@ impl CatalogStore for PgCatalog {
         owner: &str,
         until: DateTime<Utc>,
     ) -> Result<Option<Operation>> {
-        self.in_tx(|tx| {
-            Box::pin(async move {
-                let conn: &mut PgConnection = tx;
-                let id: Option<Uuid> = sqlx::query_scalar(
-                "UPDATE operations SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "WITH o AS (
+                 UPDATE operations SET lease_owner = $1, lease_expires_at = $2, updated_at = $3,
                      state = CASE state WHEN 'pending' THEN 'running' ELSE state END
                  WHERE id = (SELECT id FROM operations
                              WHERE state IN ('pending', 'running', 'rolling_back')
                                AND (lease_owner IS NULL OR lease_expires_at < $3)
                              ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                 RETURNING id",
-            )
-            .bind(owner)
-            .bind(until)
-            .bind(Utc::now())
-            .fetch_optional(&mut *conn)
-            .await?;
-                match id {
-                    Some(id) => load_operation(conn, id).await.map(Some),
-                    None => Ok(None),
-                }
-            })
-        })
-        .await
+                 RETURNING *
+             )
+             SELECT {OPERATION_WITH_STEPS} FROM o"
+        )))
+        .bind(owner)
+        .bind(until)
+        .bind(Utc::now())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(operation_from_row).transpose()
     }
 
     async fn claimable_operations(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>> {

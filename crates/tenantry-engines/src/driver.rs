@@ -160,10 +160,16 @@ pub trait SpaceDriver: Send + Sync + 'static {
 
     /// Keeps a warmed connection into each of the first pooled databases of `pooled` (the free
     /// ones, in the order claims take them), so that the provisioning that claims one starts
-    /// on a warm backend. Nothing on engines without a warm pool.
+    /// on a warm backend; tidies first (see [`Self::tidy`]). Nothing on engines without a warm
+    /// pool.
     async fn keep_warm(&self, _pooled: &[String]) -> Result<()> {
         Ok(())
     }
+
+    /// Closes the connections into spaces that sat idle too long or beyond what the driver
+    /// keeps: upkeep, run off any operation's path (a connection's close costs the server a
+    /// process exit). Nothing on engines that keep none.
+    async fn tidy(&self) {}
 
     /// Applies the application's pending migrations; returns the resulting version.
     async fn migrate(&self, space: &Space) -> Result<Option<i64>>;
@@ -240,6 +246,11 @@ impl Spaces {
             drivers.insert(shard.name, driver);
         }
         Ok(Self { drivers })
+    }
+
+    /// Every shard's driver.
+    pub fn drivers(&self) -> impl Iterator<Item = &Arc<dyn SpaceDriver>> {
+        self.drivers.values()
     }
 
     /// The driver of `shard`.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tenantry_core::space::Space;
 use tenantry_core::{Isolation, Slug, TenantId};
 use tenantry_engines::driver::Credentials;
-use tenantry_engines::postgres::{APP_ROLE, PgSpaces};
+use tenantry_engines::postgres::{APP_ROLE, IDLE_CONNECTIONS, PgSpaces};
 use tenantry_engines::{Application, SpaceDriver, SpaceError, SpaceStatus};
 use tenantry_testkit::postgres::TestServer;
 
@@ -1024,6 +1024,60 @@ async fn one_connection_serves_consecutive_calls_into_a_space_and_a_claimed_pool
     // Removal closes what is parked rather than leave it to be killed.
     driver.remove(&space, tenant).await.unwrap();
     assert!(driver_backends(&mut admin, &database).await.is_empty());
+    driver.close().await;
+}
+
+#[tokio::test]
+async fn calls_never_close_their_connections_and_upkeep_closes_the_oldest_surplus() {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let driver = make_test_driver(&server, make_test_app());
+    let mut admin = admin_on(&server, "postgres").await;
+    let spaces: Vec<(TenantId, Space)> = (0..IDLE_CONNECTIONS + 2)
+        .map(|_| {
+            let tenant = TenantId::generate();
+            (tenant, driver.locate(tenant, Isolation::Database).unwrap())
+        })
+        .collect();
+    for (tenant, space) in &spaces {
+        provision(&driver, space, *tenant).await;
+    }
+    let databases: Vec<String> = spaces
+        .iter()
+        .map(|(_, space)| space.database.clone().unwrap())
+        .collect();
+    // A backend's exit is seen a moment after its connection is closed.
+    async fn open_per_database(admin: &mut PgConnection, databases: &[String]) -> Vec<usize> {
+        let mut open = Vec::new();
+        for database in databases {
+            open.push(driver_backends(admin, database).await.len());
+        }
+        open
+    }
+    let all_open = vec![1; databases.len()];
+    assert_eq!(open_per_database(&mut admin, &databases).await, all_open);
+
+    driver.tidy().await;
+    let mut kept = vec![0, 0];
+    kept.extend(vec![1; IDLE_CONNECTIONS]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let open = open_per_database(&mut admin, &databases).await;
+        if open == kept {
+            break;
+        }
+        assert!(Instant::now() < deadline, "after upkeep: {open:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The ones kept still serve their spaces.
+    let (tenant, space) = spaces.last().unwrap();
+    let before = driver_backends(&mut admin, &databases[databases.len() - 1]).await;
+    driver.status(space, *tenant).await.unwrap();
+    assert_eq!(
+        driver_backends(&mut admin, &databases[databases.len() - 1]).await,
+        before
+    );
     driver.close().await;
 }
 

@@ -67,16 +67,16 @@ pub fn backoff(attempt: u32) -> Duration {
 impl Orchestrator {
     /// Runs (or continues) operation `id` to its end.
     pub async fn run(&self, id: Uuid, progress: &dyn Progress) -> Result<Operation> {
-        let op = self.catalog.operation(id).await?;
-        let span = tracing::info_span!("operation", operation = %op.id, tenant = %op.tenant_id, kind = %op.kind);
-        self.run_claimed(id, progress).instrument(span).await
-    }
-
-    async fn run_claimed(&self, id: Uuid, progress: &dyn Progress) -> Result<Operation> {
-        let mut op = self.claim(id).await?;
+        let op = self.claim(id).await?;
         if !op.state.is_open() {
             return Ok(op);
         }
+        let span = tracing::info_span!("operation", operation = %op.id, tenant = %op.tenant_id, kind = %op.kind);
+        self.run_claimed(op, progress).instrument(span).await
+    }
+
+    async fn run_claimed(&self, mut op: Operation, progress: &dyn Progress) -> Result<Operation> {
+        let id = op.id;
         let _heartbeat = self.heartbeat(id);
         let started = Instant::now();
         tracing::info!(state = %op.state, "running operation");
@@ -98,6 +98,8 @@ impl Orchestrator {
             op = self.catalog.operation(id).await?;
         }
         let error = self.roll_back(&op).await?;
+        let tenant = self.catalog.tenant(op.tenant_id).await.ok();
+        self.upkeep_after(&op, tenant.as_ref());
         metrics::counter!("tenantry_operations_total", "kind" => op.kind.as_str(), "outcome" => "failed")
             .increment(1);
         Err(error)
@@ -107,11 +109,12 @@ impl Orchestrator {
         self.catalog
             .set_operation_state(op.id, OperationState::Succeeded, None)
             .await?;
-        let op = self.catalog.operation(op.id).await?;
-        let isolation = match self.catalog.tenant(op.tenant_id).await {
-            Ok(t) => t.isolation.as_str(),
-            Err(_) => "unknown",
-        };
+        let (op, tenant) = tokio::join!(
+            self.catalog.operation(op.id),
+            self.catalog.tenant(op.tenant_id)
+        );
+        let (op, tenant) = (op?, tenant.ok());
+        let isolation = tenant.as_ref().map_or("unknown", |t| t.isolation.as_str());
         metrics::histogram!("tenantry_operation_duration_seconds", "kind" => op.kind.as_str(), "isolation" => isolation)
             .record(started.elapsed().as_secs_f64());
         metrics::counter!("tenantry_operations_total", "kind" => op.kind.as_str(), "outcome" => "succeeded")
@@ -120,6 +123,8 @@ impl Orchestrator {
             took_ms = started.elapsed().as_millis() as u64,
             "operation succeeded"
         );
+        // Only now, not while the operation's last steps run on the same servers.
+        self.upkeep_after(&op, tenant.as_ref());
         Ok(op)
     }
 

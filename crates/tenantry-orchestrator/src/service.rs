@@ -241,14 +241,19 @@ impl Orchestrator {
             req.isolation,
             shared.engine.supports_schemas(),
         )?;
-        match self.catalog.tenant_by_slug(slug.as_str()).await {
+        // Two independent reads, at once.
+        let (existing, usage) = tokio::join!(
+            self.catalog.tenant_by_slug(slug.as_str()),
+            self.catalog.shard_usage()
+        );
+        match existing {
             Ok(t) if t.state != TenantState::Deleted => {
                 return Err(tenantry_catalog::CatalogError::DuplicateSlug(t.slug).into());
             }
             Ok(_) | Err(tenantry_catalog::CatalogError::TenantNotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        let usage = self.catalog.shard_usage().await?;
+        let usage = usage?;
         let shard = resolve_shard(
             &req.region,
             decision.isolation,

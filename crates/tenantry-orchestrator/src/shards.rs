@@ -4,11 +4,11 @@ use crate::error::{OrchestratorError, Result};
 use crate::service::Orchestrator;
 use std::sync::Arc;
 use tenantry_catalog::CatalogStore;
-use tenantry_catalog::model::{NewPoolEntry, PoolEntry, Shard};
+use tenantry_catalog::model::{NewPoolEntry, Operation, OperationKind, PoolEntry, Shard, Tenant};
 use tenantry_core::Slug;
 use tenantry_core::config::ShardConfig;
 use tenantry_core::shard::ShardState;
-use tenantry_core::{Engine, TenantId};
+use tenantry_core::{Engine, Isolation, TenantId};
 use tenantry_engines::driver::{Credentials, SpaceDriver};
 
 pub use tenantry_engines::driver::DATABASE_SECRET;
@@ -97,10 +97,14 @@ impl Orchestrator {
         warm_pool(self.catalog.as_ref(), driver.as_ref(), shard).await
     }
 
-    /// [`Self::keep_pool_warm`] for every shard with pooled databases (`tenantry serve` does it
-    /// each pass, so that a restarted server warms them again).
-    pub async fn keep_pools_warm(&self) -> Result<()> {
+    /// Connection upkeep of every shard: warm connections into the pooled databases claims take
+    /// next (see [`Self::keep_pool_warm`]), idle ones closed. `tenantry serve` runs it each pass,
+    /// so that a restarted server warms the pools again.
+    pub async fn shard_upkeep(&self) -> Result<()> {
         let entries = self.catalog.pool_entries(None).await?;
+        for driver in self.spaces.drivers() {
+            driver.tidy().await;
+        }
         let mut shards: Vec<&str> = entries.iter().map(|e| e.shard.as_str()).collect();
         shards.sort_unstable();
         shards.dedup();
@@ -111,16 +115,35 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// [`Self::keep_pool_warm`] in the background: once a database tenant is provisioned (it may
-    /// have claimed a warm database).
-    pub(crate) fn rewarm_pool(&self, shard: &str) {
-        let (catalog, shard) = (Arc::clone(&self.catalog), shard.to_owned());
-        let Ok(driver) = self.spaces.driver(&shard).map(Arc::clone) else {
-            return;
-        };
+    /// Upkeep once operation `op` of tenant `t` has ended, in the background so that it does
+    /// not compete with the operation: after a database tenant's provisioning (it may have
+    /// claimed a warm database) the pool's next databases are warmed; idle connections are
+    /// closed.
+    pub(crate) fn upkeep_after(&self, op: &Operation, t: Option<&Tenant>) {
+        let warm = t
+            .filter(|_| op.kind == OperationKind::Provision)
+            .and_then(|t| t.space.as_ref())
+            .filter(|space| space.kind == Isolation::Database)
+            .map(|space| space.shard.clone());
+        let drivers: Vec<Arc<dyn SpaceDriver>> = self.spaces.drivers().cloned().collect();
+        let catalog = Arc::clone(&self.catalog);
+        let warming = warm.and_then(|shard| {
+            let driver = self.spaces.driver(&shard).ok().map(Arc::clone)?;
+            Some((shard, driver))
+        });
         tokio::spawn(async move {
-            if let Err(e) = warm_pool(catalog.as_ref(), driver.as_ref(), &shard).await {
-                tracing::warn!(%shard, error = %e, "warming the pool's next databases failed");
+            match warming {
+                // Tidies the shard too.
+                Some((shard, driver)) => {
+                    if let Err(e) = warm_pool(catalog.as_ref(), driver.as_ref(), &shard).await {
+                        tracing::warn!(%shard, error = %e, "warming the pool's next databases failed");
+                    }
+                }
+                None => {
+                    for driver in drivers {
+                        driver.tidy().await;
+                    }
+                }
             }
         });
     }

@@ -212,11 +212,6 @@ impl Orchestrator {
                     TenantUpdate::default(),
                 )
                 .await?;
-                // The tenant may have claimed a warm database: the next one is warmed now,
-                // not while this provisioning worked on the same server.
-                if let Some(space) = t.space.as_ref().filter(|s| s.kind == Isolation::Database) {
-                    self.rewarm_pool(&space.shard);
-                }
                 return Ok(true);
             }
             "suspend" => {

@@ -117,8 +117,8 @@ async fn reconcile_tenants(
         Err(e) => tracing::warn!(error = %e, "tenant reconcile pass failed"),
     }
     // Warm connections are this process's own: a restarted server warms the pools again.
-    if let Err(e) = orch.keep_pools_warm().await {
-        tracing::warn!(error = %e, "warming the pools failed");
+    if let Err(e) = orch.shard_upkeep().await {
+        tracing::warn!(error = %e, "shard connection upkeep failed");
     }
 }
 

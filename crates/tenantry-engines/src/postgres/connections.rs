@@ -7,9 +7,14 @@
 //! database's provisioning. So a connection that ends its call cleanly is parked, keyed by its
 //! database and `search_path`, and the next call into the same space takes it back if it comes
 //! within [`IDLE_FOR`]. Only connections in a clean state are parked (no transaction, no
-//! session lock, no `SET`: the driver never uses one), at most [`IDLE_CONNECTIONS`] of them,
-//! and they keep their place in the shard's limit: a caller who finds the limit reached closes
-//! the oldest parked one rather than wait.
+//! session lock, no `SET`: the driver never uses one), and they keep their place in the shard's
+//! limit: a caller who finds the limit reached closes the oldest parked one rather than wait.
+//!
+//! Closing a connection ends its backend, which costs the server a process exit: done during
+//! a call, it competes for the CPU with the very operation the call serves (on two cores, it
+//! stalled the next catalog statement of a provisioning by ~2 ms). So calls never close what
+//! they park; upkeep does ([`SpaceConnections::tidy`]: those idle past [`IDLE_FOR`], and the
+//! oldest beyond [`IDLE_CONNECTIONS`]), after each operation and on each pass of `serve`.
 //!
 //! Warm connections are parked connections into pooled databases nobody has claimed yet, opened
 //! ahead of time and warmed (see `PgSpaces::keep_warm`), so that the provisioning that claims
@@ -27,10 +32,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Result, SpaceError};
 
-/// How many connections a shard's driver parks at most.
+/// How many parked connections a shard's upkeep leaves open.
 pub const IDLE_CONNECTIONS: usize = 4;
 
-/// How long a parked connection may wait for its next call.
+/// How long a parked connection is kept for its next call.
 pub const IDLE_FOR: Duration = Duration::from_secs(5);
 
 /// How many warm connections into pooled databases a shard's driver keeps at most.
@@ -111,13 +116,11 @@ impl SpaceConnections {
     /// if any.
     pub(super) async fn take(&self, database: &str, search_path: &str) -> Option<SpaceConn> {
         let is_wanted = |p: &Parked| p.database == database && p.search_path == search_path;
-        let (found, expired) = {
+        let found = {
             let mut parked = self.parked.lock().expect("parked connections");
-            let expired: Vec<Parked> = drain_where(&mut parked, |p| p.since.elapsed() > IDLE_FOR);
             let at = parked.iter().rposition(is_wanted);
-            (at.and_then(|i| parked.remove(i)), expired)
+            at.and_then(|i| parked.remove(i))
         };
-        close_later(expired);
         let found = found.or_else(|| {
             let mut warm = self.warm.lock().expect("warm connections");
             let at = warm.iter().position(is_wanted);
@@ -164,19 +167,35 @@ impl SpaceConnections {
     }
 
     /// Ends a call that left `conn` in a clean state: parks it for the next call into the same
-    /// space (closing the oldest parked one when full), or closes it.
-    pub(super) async fn release(&self, database: &str, search_path: &str, conn: SpaceConn) {
-        let evicted = {
-            let mut parked = self.parked.lock().expect("parked connections");
-            parked.push_back(Parked {
+    /// space. Closing surplus ones is upkeep's ([`Self::tidy`]); until then they are bounded by
+    /// the shard's limit.
+    pub(super) fn release(&self, database: &str, search_path: &str, conn: SpaceConn) {
+        self.parked
+            .lock()
+            .expect("parked connections")
+            .push_back(Parked {
                 database: database.to_owned(),
                 search_path: search_path.to_owned(),
                 since: Instant::now(),
                 conn,
             });
-            (parked.len() > IDLE_CONNECTIONS).then(|| parked.pop_front())
+    }
+
+    /// Closes the parked connections idle past [`IDLE_FOR`], and the oldest beyond
+    /// [`IDLE_CONNECTIONS`]; returns how many it closed.
+    pub(super) async fn tidy(&self) -> usize {
+        let surplus = {
+            let mut parked = self.parked.lock().expect("parked connections");
+            let mut surplus = drain_where(&mut parked, |p| p.since.elapsed() > IDLE_FOR);
+            let over = parked.len().saturating_sub(IDLE_CONNECTIONS);
+            surplus.extend(parked.drain(..over));
+            surplus
         };
-        close_later(evicted.into_iter().flatten());
+        let closed = surplus.len();
+        for p in surplus {
+            let _ = p.conn.close().await;
+        }
+        closed
     }
 
     /// Keeps `conn`, just warmed, into the pooled database `database` until a call into it

@@ -61,14 +61,16 @@ pub(super) async fn tenant_table_names(conn: &mut PgConnection) -> Result<Vec<St
 
 /// The outline of a space, in one round trip: whether its migration ledger `ledger` (a
 /// validated, quoted name) exists, whether the login role `role` exists (`None` when not
-/// asked), and [`tenant_table_names`].
+/// asked), and [`tenant_table_names`]; `None` when the connection's schema does not exist
+/// (a schema space not created, or dropped).
 pub(super) async fn space_outline(
     conn: &mut PgConnection,
     ledger: &str,
     role: Option<&str>,
-) -> Result<(bool, Option<bool>, Vec<String>)> {
-    Ok(sqlx::query_as(
-        "SELECT to_regclass($1) IS NOT NULL,
+) -> Result<Option<(bool, Option<bool>, Vec<String>)>> {
+    let (schema_exists, has_ledger, role_exists, tables): (bool, bool, Option<bool>, Vec<String>) =
+        sqlx::query_as(
+            "SELECT current_schema() IS NOT NULL, to_regclass($1) IS NOT NULL,
                 CASE WHEN $2::text IS NOT NULL
                      THEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2::text) END,
                 ARRAY(SELECT c.relname::text FROM pg_class c
@@ -78,12 +80,13 @@ pub(super) async fn space_outline(
                         AND n.nspname = current_schema() AND c.relkind IN ('r', 'p')
                         AND c.relname <> ALL($3)
                       ORDER BY 1)",
-    )
-    .bind(ledger)
-    .bind(role)
-    .bind(MOVE_TABLES)
-    .fetch_one(&mut *conn)
-    .await?)
+        )
+        .bind(ledger)
+        .bind(role)
+        .bind(MOVE_TABLES)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(schema_exists.then_some((has_ledger, role_exists, tables)))
 }
 
 /// Base (and partitioned) tables of the current schema, without the control plane's ledgers.

@@ -8,7 +8,8 @@
 //! - [`security`]: row-level security and privileges after each migration.
 //! - [`roles`]: the application role and the tenants' own roles, with generated passwords sent
 //!   only as SCRAM verifiers.
-//! - `connections`: connections into spaces, counted per shard and parked between calls.
+//! - `connections`: connections into spaces, counted per shard, parked between calls and
+//!   closed by upkeep.
 //! - `introspect`: what the driver reads of a space's schema (tables, foreign keys, ledgers).
 //! - `sql`: running statements built from validated identifiers; SQLSTATEs.
 
@@ -20,6 +21,7 @@ pub mod security;
 pub mod spaces;
 mod sql;
 
+pub use connections::IDLE_CONNECTIONS;
 pub use roles::APP_ROLE;
 pub use security::{POLICY, TENANT_SETTING};
 pub use spaces::PgSpaces;

@@ -263,7 +263,7 @@ impl PgSpaces {
             .await?;
             out.push(MoveTable { name, key, columns });
         }
-        self.release_space(space, conn).await;
+        self.release_space(space, conn);
         Ok(out)
     }
 
@@ -291,7 +291,7 @@ impl PgSpaces {
             .fetch_one(&mut *conn)
             .await?;
         wait_for_older_transactions(&mut conn, registered).await?;
-        self.release_space(space, conn).await;
+        self.release_space(space, conn);
         Ok(())
     }
 
@@ -312,7 +312,7 @@ impl PgSpaces {
                 Err(e) => return Err(e),
             }
         }
-        self.release_space(space, conn).await;
+        self.release_space(space, conn);
         Ok(())
     }
 
@@ -382,7 +382,7 @@ impl PgSpaces {
         .await?;
         let Some(last) = last else {
             tx.commit().await?;
-            self.release_space(route.source, source).await;
+            self.release_space(route.source, source);
             return Ok((0, None));
         };
         sqlx::query(AssertSqlSafe(format!(
@@ -405,7 +405,7 @@ impl PgSpaces {
             rows
         };
         tx.commit().await?;
-        self.release_space(route.source, source).await;
+        self.release_space(route.source, source);
 
         let mut target = route.to.open_space(route.target).await?;
         let mut tx = target.begin().await?;
@@ -440,7 +440,7 @@ impl PgSpaces {
             Err(e) => return Err(e),
         };
         tx.commit().await?;
-        route.to.release_space(route.target, target).await;
+        route.to.release_space(route.target, target);
         Ok((copied as usize, Some(last)))
     }
 
@@ -515,7 +515,7 @@ impl PgSpaces {
             }
         };
         if changes.is_empty() {
-            self.release_space(route.source, conn).await;
+            self.release_space(route.source, conn);
             return Ok(0);
         }
         let mut target_conn = route.to.open_space(route.target).await?;
@@ -541,7 +541,7 @@ impl PgSpaces {
             }
         }
         tx.commit().await?;
-        route.to.release_space(route.target, target_conn).await;
+        route.to.release_space(route.target, target_conn);
         let applied: Vec<i64> = changes.iter().map(|c| c.seq).collect();
         sqlx::query(AssertSqlSafe(format!(
             "DELETE FROM {CHANGES} WHERE seq = ANY($1)"
@@ -549,7 +549,7 @@ impl PgSpaces {
         .bind(&applied)
         .execute(&mut *conn)
         .await?;
-        self.release_space(route.source, conn).await;
+        self.release_space(route.source, conn);
         Ok(applied.len())
     }
 
@@ -580,7 +580,7 @@ impl PgSpaces {
             out.push(table_checksum(&mut tx, tenant, table, None).await?);
         }
         tx.commit().await?;
-        self.release_space(space, conn).await;
+        self.release_space(space, conn);
         Ok((out, seen))
     }
 
@@ -601,7 +601,7 @@ impl PgSpaces {
                 out.push(table_checksum(&mut conn, tenant, table, Some(keys)).await?);
             }
         }
-        self.release_space(space, conn).await;
+        self.release_space(space, conn);
         Ok(out)
     }
 
@@ -624,7 +624,7 @@ impl PgSpaces {
             .await?;
             total += n;
         }
-        self.release_space(space, conn).await;
+        self.release_space(space, conn);
         Ok(total)
     }
 
@@ -640,7 +640,7 @@ impl PgSpaces {
         for table in tables {
             out.push(table_checksum(&mut conn, tenant, table, None).await?);
         }
-        self.release_space(space, conn).await;
+        self.release_space(space, conn);
         Ok(out)
     }
 
@@ -668,7 +668,7 @@ impl PgSpaces {
         .bind(tenant.to_string())
         .fetch_all(&mut *conn)
         .await?;
-        self.release_space(space, conn).await;
+        self.release_space(space, conn);
         Ok(rows)
     }
 
@@ -696,7 +696,7 @@ impl PgSpaces {
                 }
             }
         }
-        self.release_space(space, conn).await;
+        self.release_space(space, conn);
         Ok(())
     }
 }

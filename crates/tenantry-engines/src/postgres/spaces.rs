@@ -277,8 +277,9 @@ async fn warm_up(conn: &mut PgConnection, place: &Place<'_>, seeds: &[Seed]) -> 
     Ok(())
 }
 
-/// What [`SpaceDriver::status`] observes, on a connection into an existing space: two round
-/// trips, the space's outline, then every count (and its schema version) in one statement.
+/// What [`SpaceDriver::status`] observes, on a connection into an existing database: two
+/// round trips, the space's outline (nothing more when its schema is missing), then every count
+/// (and its schema version) in one statement.
 async fn space_status(
     conn: &mut PgConnection,
     place: &Place<'_>,
@@ -289,7 +290,9 @@ async fn space_status(
         Place::Database { database } => Some(database),
         _ => None,
     };
-    let (has_ledger, role_exists, tables) = space_outline(conn, &ledger, role).await?;
+    let Some((has_ledger, role_exists, tables)) = space_outline(conn, &ledger, role).await? else {
+        return Ok(SpaceStatus::default());
+    };
     let mut status = SpaceStatus {
         exists: true,
         role_exists,
@@ -436,19 +439,18 @@ impl PgSpaces {
     }
 
     /// [`Self::release`] for a space.
-    pub(super) async fn release_space(&self, space: &Space, conn: SpaceConn) {
+    pub(super) fn release_space(&self, space: &Space, conn: SpaceConn) {
         match Place::of(space) {
-            Ok(place) => self.release(&place, conn).await,
+            Ok(place) => self.release(&place, conn),
             Err(_) => drop(conn),
         }
     }
 
     /// Ends a call into `place` that left `conn` clean (no transaction, no session lock): it
     /// may serve the next call into the same space.
-    async fn release(&self, place: &Place<'_>, conn: SpaceConn) {
+    fn release(&self, place: &Place<'_>, conn: SpaceConn) {
         self.space_connections
-            .release(place.database(), place.search_path(), conn)
-            .await;
+            .release(place.database(), place.search_path(), conn);
     }
 
     /// Like [`Self::open`], `None` when the database or (for a schema space) the schema is
@@ -501,7 +503,7 @@ impl PgSpaces {
         )
         .await?;
         create_seed_ledger(&mut conn, &place).await?;
-        self.release(&place, conn).await;
+        self.release(&place, conn);
         Ok(credentials)
     }
 
@@ -546,7 +548,7 @@ impl PgSpaces {
             .await;
         let version = migrated?;
         unlocked?;
-        self.release(place, conn).await;
+        self.release(place, conn);
         Ok(version)
     }
 
@@ -655,7 +657,7 @@ impl SpaceDriver for PgSpaces {
                     .await?;
                 }
                 create_seed_ledger(&mut conn, &place).await?;
-                self.release(&place, conn).await;
+                self.release(&place, conn);
                 Ok(None)
             }
             Place::Database { database } => self.create_database(database).await.map(Some),
@@ -667,7 +669,7 @@ impl SpaceDriver for PgSpaces {
         let migrator = self.migrator(&place).await?;
         let mut conn = self.open(&place).await?;
         let applied = applied_versions(&mut conn, &place.migrations_ledger()?).await?;
-        self.release(&place, conn).await;
+        self.release(&place, conn);
         Ok(migrator
             .iter()
             .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
@@ -693,7 +695,7 @@ impl SpaceDriver for PgSpaces {
                 applied += 1;
             }
         }
-        self.release(&place, conn).await;
+        self.release(&place, conn);
         Ok(applied)
     }
 
@@ -701,17 +703,18 @@ impl SpaceDriver for PgSpaces {
         let place = Place::of(space)?;
         let mut conn = self.open(&place).await?;
         insert_admin(&mut conn, tenant, email).await?;
-        self.release(&place, conn).await;
+        self.release(&place, conn);
         Ok(())
     }
 
     async fn status(&self, space: &Space, tenant: TenantId) -> Result<SpaceStatus> {
         let place = Place::of(space)?;
-        let Some(mut conn) = self.open_existing(&place).await? else {
-            return Ok(SpaceStatus::default());
+        let mut conn = match self.open(&place).await {
+            Err(SpaceError::Missing(_)) => return Ok(SpaceStatus::default()),
+            other => other?,
         };
         let status = space_status(&mut conn, &place, tenant).await?;
-        self.release(&place, conn).await;
+        self.release(&place, conn);
         Ok(status)
     }
 
@@ -762,7 +765,7 @@ impl SpaceDriver for PgSpaces {
                         .await?
                 }
             };
-        self.release(&place, conn).await;
+        self.release(&place, conn);
         Ok(stats)
     }
 
@@ -805,7 +808,7 @@ impl SpaceDriver for PgSpaces {
                     .rows_affected();
                 }
                 tx.commit().await?;
-                self.release(&place, conn).await;
+                self.release(&place, conn);
                 tracing::info!(
                     space = place.label(&self.shard),
                     %tenant,
@@ -879,7 +882,7 @@ impl SpaceDriver for PgSpaces {
                     // A role created anew needs its grants.
                     let mut conn = self.open(&place).await?;
                     self.secure(&mut conn, &place).await?;
-                    self.release(&place, conn).await;
+                    self.release(&place, conn);
                 }
                 fresh
             }
@@ -888,8 +891,17 @@ impl SpaceDriver for PgSpaces {
         Ok((Space::dedicated_database(&self.shard, pooled), credentials))
     }
 
+    async fn tidy(&self) {
+        let closed = self.space_connections.tidy().await;
+        if closed > 0 {
+            tracing::debug!(shard = self.shard, closed, "closed idle space connections");
+        }
+    }
+
     async fn keep_warm(&self, pooled: &[String]) -> Result<()> {
         let _warming = self.warming.lock().await;
+        // Upkeep too: the connections the last claims parked are closed before new ones open.
+        self.tidy().await;
         let warm = self.space_connections.warm_databases();
         let cold: Vec<&String> = pooled
             .iter()

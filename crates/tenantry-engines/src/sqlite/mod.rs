@@ -223,19 +223,34 @@ impl SpaceDriver for SqliteSpaces {
         }
         // `run_direct` is sqlx's own way around the higher-ranked `Acquire` bound that `run`
         // puts on a future that must be `Send`.
-        migrator
-            .run_direct(None, &mut conn, false)
-            .await
-            .map_err(|e| match e {
-                MigrateError::VersionMismatch(version) => SpaceError::MigrationChanged {
-                    version,
-                    space: space_name.clone(),
-                },
-                source => SpaceError::Migrate {
-                    space: space_name.clone(),
-                    source,
-                },
-            })?;
+        let mut raced = 0;
+        loop {
+            match migrator.run_direct(None, &mut conn, false).await {
+                Ok(()) => break,
+                // Another process migrating the same file (two `serve` workers provisioning a
+                // region's first tenants at once) applied this migration first: SQLite has no
+                // advisory lock, and sqlx's migrator takes none there. This run's attempt was
+                // rolled back with its ledger row; the migrations left are run again.
+                Err(MigrateError::ExecuteMigration(_, version))
+                    if raced < migrator.iter().count()
+                        && applied_versions(&mut conn).await?.contains(&version) =>
+                {
+                    raced += 1;
+                }
+                Err(MigrateError::VersionMismatch(version)) => {
+                    return Err(SpaceError::MigrationChanged {
+                        version,
+                        space: space_name,
+                    });
+                }
+                Err(source) => {
+                    return Err(SpaceError::Migrate {
+                        space: space_name,
+                        source,
+                    });
+                }
+            }
+        }
         let version = schema_version(&mut conn).await?;
         conn.close().await?;
         Ok(version)
@@ -466,6 +481,40 @@ mod tests {
         driver.remove(&space, a).await.unwrap();
         assert_eq!(driver.status(&space, a).await.unwrap().tenant_rows, 0);
         assert_eq!(driver.status(&space, b).await.unwrap(), before_b);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_drivers_migrating_one_file_at_once_both_succeed() {
+        // Two processes' drivers (two `serve` workers) provisioning a region's first tenants
+        // race to migrate its shared file; the race is lost in some rounds, not all.
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let drivers = [0, 1].map(|_| {
+                SqliteSpaces::new(
+                    "eu-west-1",
+                    dir.path().to_path_buf(),
+                    make_test_app(dir.path()),
+                )
+            });
+            let space = drivers[0]
+                .locate(TenantId::generate(), Isolation::Shared)
+                .unwrap();
+            drivers[0].create(&space).await.unwrap();
+            let (a, b) = tokio::join!(drivers[0].migrate(&space), drivers[1].migrate(&space));
+            let (a, b) = (
+                a.unwrap(),
+                b.unwrap_or_else(|e| panic!("round {round}: {e}")),
+            );
+            assert!(a.is_some(), "round {round}");
+            assert_eq!(a, b, "round {round}");
+            assert!(
+                drivers[0]
+                    .pending_migrations(&space)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
     }
 
     #[tokio::test]
