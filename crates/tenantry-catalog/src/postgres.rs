@@ -114,6 +114,81 @@ impl PgCatalog {
     }
 }
 
+impl PgCatalog {
+    /// A transition of tenant `id` to `to` in one statement (and round trip), if its state is
+    /// one that may become `to`: the row locked and changed, the audit row, the step's
+    /// checkpoint and the events, the outbox's lock taken after the row's as on the general
+    /// path. `None` when nothing matched.
+    async fn transition_at_once(
+        &self,
+        id: TenantId,
+        to: TenantState,
+        cause: &Cause,
+        events: &[NewEvent],
+        update: &TenantUpdate,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Option<Tenant>> {
+        let allowed: Vec<&str> = TenantState::ALL
+            .iter()
+            .filter(|from| from.can_become(to))
+            .map(|from| from.as_str())
+            .collect();
+        let sql = format!(
+            "WITH current AS (
+                 SELECT id, state AS from_state FROM tenants
+                 WHERE id = $1 AND state = ANY($19) FOR UPDATE
+             ),
+             t AS (
+                 UPDATE tenants SET {TENANT_SETS} FROM current WHERE tenants.id = current.id
+                 RETURNING tenants.*, current.from_state
+             ),
+             recorded AS (
+                 INSERT INTO transitions
+                     (tenant_id, from_state, to_state, trigger, actor, details, at)
+                 SELECT id, from_state, state, $14, $15, $16, $3 FROM t
+             ),
+             checkpoint AS (
+                 UPDATE operation_steps SET state = 'done', finished_at = $3
+                 WHERE operation_id = $17 AND idx = $18 AND EXISTS (SELECT FROM t)
+             ),
+             outbox_lock AS (
+                 SELECT pg_advisory_xact_lock({}, {}) FROM t WHERE cardinality($20::uuid[]) > 0
+             ),
+             published AS (
+                 INSERT INTO outbox (id, tenant_id, event_type, payload, created_at)
+                 SELECT e.id, $1, e.event_type, e.payload, $3
+                 FROM outbox_lock, unnest($20::uuid[], $21::text[], $22::jsonb[])
+                     WITH ORDINALITY AS e (id, event_type, payload, n)
+                 ORDER BY e.n
+             )
+             SELECT * FROM t",
+            OUTBOX_LOCK.0, OUTBOX_LOCK.1
+        );
+        let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
+        let row = bind_update(
+            sqlx::query(AssertSqlSafe(sql)),
+            id,
+            Some(to),
+            update,
+            Utc::now(),
+        )
+        .bind(&cause.trigger)
+        .bind(&cause.actor)
+        .bind(&cause.details)
+        .bind(checkpoint.map(|cp| cp.operation))
+        .bind(checkpoint.map(|cp| cp.step))
+        .bind(allowed)
+        .bind(ids)
+        .bind(types)
+        .bind(payloads)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(tenant_from_row).transpose()
+    }
+}
+
 fn to_json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("catalog values serialise")
 }
@@ -1002,6 +1077,15 @@ impl CatalogStore for PgCatalog {
         update: TenantUpdate,
         checkpoint: Option<Checkpoint>,
     ) -> Result<Tenant> {
+        // The common case in one statement; a deletion (its domains are released), a step run
+        // again, a refusal or a missing tenant take the general path, which says which.
+        if to != TenantState::Deleted
+            && let Some(t) = self
+                .transition_at_once(id, to, &cause, &events, &update, checkpoint)
+                .await?
+        {
+            return Ok(t);
+        }
         let (cause, events, update) = (&cause, &events, &update);
         self.in_tx(|tx| {
             Box::pin(async move {

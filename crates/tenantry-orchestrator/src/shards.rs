@@ -120,27 +120,27 @@ impl Orchestrator {
     /// claimed a warm database) the pool's next databases are warmed; idle connections are
     /// closed.
     pub(crate) fn upkeep_after(&self, op: &Operation, t: Option<&Tenant>) {
+        let drivers: Vec<Arc<dyn SpaceDriver>> = self.spaces.drivers().cloned().collect();
         let warm = t
             .filter(|_| op.kind == OperationKind::Provision)
             .and_then(|t| t.space.as_ref())
             .filter(|space| space.kind == Isolation::Database)
-            .map(|space| space.shard.clone());
-        let drivers: Vec<Arc<dyn SpaceDriver>> = self.spaces.drivers().cloned().collect();
+            .and_then(|space| {
+                let driver = self.spaces.driver(&space.shard).ok()?;
+                Some((space.shard.clone(), Arc::clone(driver)))
+            });
         let catalog = Arc::clone(&self.catalog);
-        let warming = warm.and_then(|shard| {
-            let driver = self.spaces.driver(&shard).ok().map(Arc::clone)?;
-            Some((shard, driver))
-        });
         tokio::spawn(async move {
-            match warming {
-                // Tidies the shard too.
+            match warm {
+                // Warming tidies the shard first, under the lock that makes a concurrent
+                // `keep_pool_warm` wait for all of it.
                 Some((shard, driver)) => {
                     if let Err(e) = warm_pool(catalog.as_ref(), driver.as_ref(), &shard).await {
                         tracing::warn!(%shard, error = %e, "warming the pool's next databases failed");
                     }
                 }
                 None => {
-                    for driver in drivers {
+                    for driver in &drivers {
                         driver.tidy().await;
                     }
                 }
