@@ -7,7 +7,8 @@
 //! step, activation) — from the warm pool both with the pool's next database warmed before each
 //! sign-up and back to back, where each provisioning overlaps the previous one's warm-up — the
 //! pool-versus-create ratio, and the fleet migration of 500 schema
-//! tenants at concurrency 1 and 4 with their ratio. `BENCH_TENANTS` changes the sample size.
+//! tenants at concurrency 1 and 4 with their ratio. `BENCH_TENANTS` changes the sample size;
+//! `BENCH_TRACE` (a tracing filter) prints the steps and statements as they run.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -161,6 +162,15 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main]
 async fn main() {
+    // `BENCH_TRACE=tenantry_orchestrator=info,sqlx::query=debug` prints every step and every
+    // statement with its time, on stderr: where a provisioning's time goes, statement by
+    // statement.
+    if let Ok(filter) = std::env::var("BENCH_TRACE") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let n: usize = std::env::var("BENCH_TENANTS")
         .ok()
         .and_then(|v| v.parse().ok())
