@@ -164,9 +164,7 @@ impl PgCatalog {
              SELECT * FROM t",
             OUTBOX_LOCK.0, OUTBOX_LOCK.1
         );
-        let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
-        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-        let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
+        let (ids, types, payloads) = outbox_columns(events);
         let row = bind_update(
             sqlx::query(AssertSqlSafe(sql)),
             id,
@@ -286,6 +284,15 @@ async fn insert_transition(
     Ok(())
 }
 
+/// New events as the outbox's columns (fresh ids, types, payloads), for one `unnest` insert.
+fn outbox_columns(events: &[NewEvent]) -> (Vec<Uuid>, Vec<&str>, Vec<&Value>) {
+    (
+        events.iter().map(|_| Uuid::now_v7()).collect(),
+        events.iter().map(|e| e.event_type.as_str()).collect(),
+        events.iter().map(|e| &e.payload).collect(),
+    )
+}
+
 async fn insert_events(
     conn: &mut PgConnection,
     id: TenantId,
@@ -297,9 +304,7 @@ async fn insert_events(
     }
     // Taken before the rows' sequence numbers are drawn, so that the outbox's order is its
     // commit order: a row joined with the lock's cannot be inserted before the lock is held.
-    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
+    let (ids, types, payloads) = outbox_columns(events);
     sqlx::query(
         "WITH outbox_lock AS (SELECT pg_advisory_xact_lock($1, $2))
          INSERT INTO outbox (id, tenant_id, event_type, payload, created_at)
